@@ -1,0 +1,366 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	hlog "github.com/heraldmq/herald/log"
+	"github.com/heraldmq/herald/projection"
+)
+
+// NewMessage is one message of a post as parsed by a transport: TTL and
+// Delay are nil when absent; Body is compact JSON.
+type NewMessage struct {
+	TTL   *int64
+	Delay *int64
+	Body  []byte
+}
+
+// PrepareQueue returns the queue's metadata for a post, first creating the
+// queue if it does not exist (queues are lazy; Zaqar creates the queue
+// before it validates the post, contract Q1).
+func (s *Service) PrepareQueue(ctx context.Context, c Caller, queue string) (map[string]any, error) {
+	meta, exists, err := s.QueueMetadata(ctx, c, queue)
+	if err != nil || exists {
+		return meta, err
+	}
+	if _, err := s.CreateQueue(ctx, c, queue, nil); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+// PostSizeLimit is the largest message post body the queue accepts.
+func (s *Service) PostSizeLimit(meta map[string]any) int64 {
+	if v, ok := projection.QueueInt(meta, "_max_messages_post_size"); ok && v < s.cfg.MaxMessagesPostSize {
+		return v
+	}
+	return s.cfg.MaxMessagesPostSize
+}
+
+// CheckPostSize rejects a post body of size bytes over the queue's limit.
+func (s *Service) CheckPostSize(meta map[string]any, size int64) error {
+	if limit := s.PostSizeLimit(meta); size > limit {
+		return BadRequest("Message collection size is too large. Max size %d", limit)
+	}
+	return nil
+}
+
+// PostOptions changes how PostMessages treats messages.
+type PostOptions struct {
+	// IgnoreDelay drops per-message and queue delays (the WebSocket
+	// message_post never applies delays, contract §4.5).
+	IgnoreDelay bool
+}
+
+// PostMessages appends msgs to queue atomically and returns their ids in
+// order. meta is the queue metadata from PrepareQueue.
+func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, meta map[string]any, msgs []NewMessage, opts PostOptions) ([]string, error) {
+	if len(msgs) == 0 {
+		return nil, BadRequest("No messages to enqueu.")
+	}
+	defTTL := s.cfg.DefaultMessageTTL
+	if v, ok := projection.QueueInt(meta, "_default_message_ttl"); ok {
+		defTTL = v
+	}
+	queueDelay, delayed := projection.QueueInt(meta, "_default_message_delay")
+	delayed = delayed && queueDelay != 0 && !opts.IgnoreDelay
+	pl := &hlog.MessagesPostedV1{Messages: make([]hlog.PostedMessage, len(msgs))}
+	for i, m := range msgs {
+		ttl := defTTL
+		if m.TTL != nil {
+			ttl = *m.TTL
+		}
+		if ttl < 60 || ttl > s.cfg.MaxMessageTTL {
+			return nil, BadRequest("The TTL for a message may not exceed %d seconds, and must be at least 60 seconds long.", s.cfg.MaxMessageTTL)
+		}
+		pm := hlog.PostedMessage{TTL: ttl, Body: m.Body}
+		if delayed {
+			pm.Delay = queueDelay
+			if m.Delay != nil {
+				pm.Delay = *m.Delay
+			}
+			if pm.Delay < 0 || pm.Delay > s.cfg.MaxMessageDelay {
+				return nil, BadRequest("The Delay for a message may not exceed %d seconds, and must be at least 0 seconds long.", s.cfg.MaxMessageDelay)
+			}
+		}
+		pl.Messages[i] = pm
+	}
+	ev, err := s.event(hlog.MessagesPosted, c, queue, pl)
+	if err != nil {
+		return nil, err
+	}
+	p, off, _, err := s.write(ctx, c, ev)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(msgs))
+	for i := range ids {
+		ids[i] = projection.PositionID(p, off, i)
+	}
+	return ids, nil
+}
+
+// MessageListing selects messages for ListMessages. IncludeDelayed is
+// forced on for queues without a default delay.
+type MessageListing struct {
+	Marker         string
+	Limit          int // 0: default 10
+	Echo           bool
+	IncludeClaimed bool
+	IncludeDelayed bool
+}
+
+// ListMessages lists visible messages in queue order. It returns the
+// effective IncludeDelayed (forced on for queues without delay).
+func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, l MessageListing) ([]projection.Message, bool, error) {
+	if l.Limit == 0 {
+		l.Limit = 10
+	}
+	if l.Limit < 1 || l.Limit > s.cfg.MaxMessagesPerPage {
+		return nil, false, BadRequest("Limit must be at least 1 and may not be greater than %d.", s.cfg.MaxMessagesPerPage)
+	}
+	meta, _, err := s.QueueMetadata(ctx, c, queue)
+	if err != nil {
+		return nil, false, err
+	}
+	if d, ok := projection.QueueInt(meta, "_default_message_delay"); !ok || d == 0 {
+		l.IncludeDelayed = true
+	}
+	var after uint64
+	if l.Marker != "" {
+		m, err := strconv.ParseUint(l.Marker, 10, 64)
+		if err != nil {
+			return nil, l.IncludeDelayed, nil // an unparseable marker is an empty page
+		}
+		after = m
+	}
+	msgs, err := s.store.ListMessages(c.Project, queue, projection.ListFilter{
+		After: after, Limit: l.Limit, Echo: l.Echo, ClientID: c.ClientID,
+		IncludeClaimed: l.IncludeClaimed, IncludeDelayed: l.IncludeDelayed,
+	}, s.Now())
+	if err != nil {
+		return nil, false, Unavailable("Messages could not be listed.", err)
+	}
+	return msgs, l.IncludeDelayed, nil
+}
+
+// GetMessages returns the live messages among ids (any state).
+func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, ids []string) ([]projection.Message, error) {
+	if len(ids) < 1 || len(ids) > s.cfg.MaxMessagesPerPage {
+		return nil, BadRequest("Limit must be at least 1 and may not be greater than %d.", s.cfg.MaxMessagesPerPage)
+	}
+	msgs, err := s.store.Messages(c.Project, queue, ids, s.Now())
+	if err != nil {
+		return nil, Unavailable("Messages could not be read.", err)
+	}
+	return msgs, nil
+}
+
+// NoMessagesError is REST's 404 for a get-by-ids without any hit.
+func NoMessagesError(c Caller, queue string, ids []string) *Error {
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = "'" + id + "'"
+	}
+	return NotFound("No messages with IDs: [%s] found in the queue %s for project %s.", strings.Join(quoted, ", "), queue, c.Project)
+}
+
+// GetMessage returns one live message.
+func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (*projection.Message, error) {
+	msgs, err := s.store.Messages(c.Project, queue, []string{id}, s.Now())
+	if err != nil {
+		return nil, Unavailable("Message could not be read.", err)
+	}
+	if len(msgs) == 0 {
+		return nil, NotFound("Message %s does not exist in queue %s for project %s", id, queue, c.Project)
+	}
+	return &msgs[0], nil
+}
+
+// DeleteMessage deletes one message, honouring its claim (contract §2.3.7).
+func (s *Service) DeleteMessage(ctx context.Context, c Caller, queue, id, claimID string) error {
+	if claimID != "" && !projection.ValidID(claimID) {
+		return &Error{Status: 400, Title: "Unable to delete", Description: "The specified claim does not exist or has expired."}
+	}
+	if !projection.ValidID(id) {
+		return nil
+	}
+	ev, err := s.event(hlog.MessageDeleted, c, queue, &hlog.MessageDeletedV1{ID: id, ClaimID: claimID})
+	if err != nil {
+		return err
+	}
+	_, _, _, err = s.write(ctx, c, ev)
+	return err
+}
+
+// DeleteMessages deletes messages by id regardless of claims.
+func (s *Service) DeleteMessages(ctx context.Context, c Caller, queue string, ids []string) error {
+	if len(ids) < 1 || len(ids) > s.cfg.MaxMessagesPerPage {
+		return BadRequest("ids parameter should have at least 1 and not greater than %d values.", s.cfg.MaxMessagesPerPage)
+	}
+	valid := ids[:0:0]
+	for _, id := range ids {
+		if projection.ValidID(id) {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return nil
+	}
+	ev, err := s.event(hlog.MessagesDeleted, c, queue, &hlog.MessagesDeletedV1{IDs: valid})
+	if err != nil {
+		return err
+	}
+	_, _, _, err = s.write(ctx, c, ev)
+	return err
+}
+
+// PopMessages removes and returns up to n unclaimed messages.
+func (s *Service) PopMessages(ctx context.Context, c Caller, queue string, n int64) ([]projection.Message, error) {
+	if n < 1 || n > int64(s.cfg.MaxMessagesPerClaim) {
+		return nil, BadRequest("Pop value must be at least 1 and may not be greater than %d.", s.cfg.MaxMessagesPerClaim)
+	}
+	ev, err := s.event(hlog.MessagesPopped, c, queue, &hlog.MessagesPoppedV1{Limit: int(n)})
+	if err != nil {
+		return nil, err
+	}
+	_, _, out, err := s.write(ctx, c, ev)
+	if err != nil {
+		return nil, err
+	}
+	return out.Messages, nil
+}
+
+// Age is the whole seconds from created to now, never negative.
+func Age(created, now int64) int64 {
+	return max(0, (now-created)/1e9)
+}
+
+// ClaimTimes are the optional ttl and grace of a claim request.
+type ClaimTimes struct {
+	TTL, Grace *int64
+}
+
+func (s *Service) claimTimes(t ClaimTimes, checkGrace bool) (int64, int64, error) {
+	ttl, grace := s.cfg.DefaultClaimTTL, s.cfg.DefaultClaimGrace
+	if t.TTL != nil {
+		ttl = *t.TTL
+	}
+	if t.Grace != nil {
+		grace = *t.Grace
+	}
+	if ttl < 60 || ttl > s.cfg.MaxClaimTTL {
+		return 0, 0, BadRequest("The TTL for a claim may not exceed %d seconds, and must be at least 60 seconds long.", s.cfg.MaxClaimTTL)
+	}
+	if checkGrace && (grace < 60 || grace > s.cfg.MaxClaimGrace) {
+		return 0, 0, BadRequest("The grace for a claim may not exceed %d seconds, and must be at least 60 seconds long.", s.cfg.MaxClaimGrace)
+	}
+	return ttl, grace, nil
+}
+
+// CreateClaim claims up to limit messages (0: default 10). An empty
+// result (nothing claimable) has an empty claim id.
+func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit int64, t ClaimTimes) (string, []projection.Message, error) {
+	if limit == 0 {
+		limit = 10
+	}
+	if limit < 1 || limit > int64(s.cfg.MaxMessagesPerClaim) {
+		return "", nil, BadRequest("Limit must be at least 1 and may not be greater than %d.", s.cfg.MaxMessagesPerClaim)
+	}
+	ttl, grace, err := s.claimTimes(t, true)
+	if err != nil {
+		return "", nil, err
+	}
+	ev, err := s.event(hlog.ClaimCreated, c, queue, &hlog.ClaimCreatedV1{TTL: ttl, Grace: grace, Limit: int(limit)})
+	if err != nil {
+		return "", nil, err
+	}
+	_, _, out, err := s.write(ctx, c, ev)
+	if err != nil || out.Status == 204 {
+		return "", nil, err
+	}
+	return out.ClaimID, out.Messages, nil
+}
+
+func claimNotFound(c Caller, queue, id string) *Error {
+	return NotFound("Claim %s does not exist in queue %s for project %s", id, queue, c.Project)
+}
+
+// GetClaim returns a live claim and its messages.
+func (s *Service) GetClaim(ctx context.Context, c Caller, queue, id string) (*projection.Claim, []projection.Message, error) {
+	cl, msgs, err := s.store.Claim(c.Project, queue, id, s.Now())
+	if err != nil {
+		return nil, nil, Unavailable("Claim could not be read.", err)
+	}
+	if cl == nil {
+		return nil, nil, claimNotFound(c, queue, id)
+	}
+	return cl, msgs, nil
+}
+
+// RenewClaim resets a live claim's expiry to now + ttl.
+func (s *Service) RenewClaim(ctx context.Context, c Caller, queue, id string, t ClaimTimes) error {
+	ttl, grace, err := s.claimTimes(t, false)
+	if err != nil {
+		return err
+	}
+	if !projection.ValidID(id) {
+		return claimNotFound(c, queue, id)
+	}
+	ev, err := s.event(hlog.ClaimRenewed, c, queue, &hlog.ClaimRenewedV1{ClaimID: id, TTL: ttl, Grace: grace})
+	if err != nil {
+		return err
+	}
+	_, _, _, err = s.write(ctx, c, ev)
+	return err
+}
+
+// ReleaseClaim releases a claim's messages; unknown claims are fine.
+func (s *Service) ReleaseClaim(ctx context.Context, c Caller, queue, id string) error {
+	if !projection.ValidID(id) {
+		return nil
+	}
+	ev, err := s.event(hlog.ClaimReleased, c, queue, &hlog.ClaimReleasedV1{ClaimID: id})
+	if err != nil {
+		return err
+	}
+	_, _, _, err = s.write(ctx, c, ev)
+	return err
+}
+
+// ParseNewMessages reads the "messages" array of a post body (contract
+// §2.3.1 step 5): an array of objects, each with a "body" and optional
+// integer "ttl" and "delay"; other keys are dropped.
+func ParseNewMessages(raw any) ([]NewMessage, *Error) {
+	arr, ok := raw.([]any)
+	if !ok {
+		return nil, ErrBodyDocType
+	}
+	out := make([]NewMessage, len(arr))
+	for i, e := range arr {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, ErrBodyDocType
+		}
+		body, ok := m["body"]
+		if !ok {
+			return nil, BadBody("Missing \"body\" field.")
+		}
+		out[i].Body = projection.EncodeJSON(body)
+		for _, f := range []struct {
+			key string
+			dst **int64
+		}{{"ttl", &out[i].TTL}, {"delay", &out[i].Delay}} {
+			v, ok, err := IntField(m, f.key)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				*f.dst = &v
+			}
+		}
+	}
+	return out, nil
+}

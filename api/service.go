@@ -1,0 +1,198 @@
+// Package api holds Herald's transport-independent operations: validate a
+// request, turn it into an event, append it to the log, wait until the
+// local projector applied it, and answer from the projection. REST (package
+// api/rest) and WebSocket call the same operations and share the same error
+// type, so both transports behave alike.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	hlog "github.com/heraldmq/herald/log"
+	"github.com/heraldmq/herald/projection"
+)
+
+// Config holds the service's limits and defaults (contract §5.1). Zero
+// values take Zaqar's defaults.
+type Config struct {
+	DefaultMessageTTL   int64
+	DefaultMessageDelay int64
+	DefaultClaimTTL     int64
+	DefaultClaimGrace   int64
+	MaxQueuesPerPage    int
+	MaxMessagesPerPage  int
+	MaxMessagesPerClaim int // also the pop maximum
+	MaxQueueMetadata    int64
+	MaxMessagesPostSize int64
+	MaxMessageTTL       int64
+	MaxMessageDelay     int64
+	MaxClaimTTL         int64
+	MaxClaimGrace       int64
+	// ApplyTimeout bounds how long a write waits for its own event to be
+	// applied before answering 503 (the event is not lost).
+	ApplyTimeout time.Duration
+}
+
+func (c *Config) withDefaults() {
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.DefaultMessageTTL, 3600)
+	def(&c.DefaultClaimTTL, 300)
+	def(&c.DefaultClaimGrace, 60)
+	defInt(&c.MaxQueuesPerPage, 20)
+	defInt(&c.MaxMessagesPerPage, 20)
+	defInt(&c.MaxMessagesPerClaim, 20)
+	def(&c.MaxQueueMetadata, 65536)
+	def(&c.MaxMessagesPostSize, 262144)
+	def(&c.MaxMessageTTL, 1209600)
+	def(&c.MaxMessageDelay, 900)
+	def(&c.MaxClaimTTL, 43200)
+	def(&c.MaxClaimGrace, 43200)
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+}
+
+// Service implements the operations. It is safe for concurrent use.
+type Service struct {
+	cfg       Config
+	log       hlog.Log
+	store     *projection.Store
+	projector *projection.Projector
+	now       func() time.Time
+	tracer    trace.Tracer
+	appendDur metric.Float64Histogram
+}
+
+// New returns a service writing to l and reading s, which p projects.
+// now is the clock for event times and reads (time.Now in production).
+func New(cfg Config, l hlog.Log, s *projection.Store, p *projection.Projector, now func() time.Time) (*Service, error) {
+	cfg.withDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	hist, err := otel.Meter("github.com/heraldmq/herald/api").Float64Histogram("herald.log.append.duration",
+		metric.WithUnit("s"), metric.WithDescription("Time to append one event durably to the log."),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: l, store: s, projector: p, now: now,
+		tracer: otel.Tracer("github.com/heraldmq/herald/api"), appendDur: hist}, nil
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Now is the service clock in Unix nanoseconds.
+func (s *Service) Now() int64 { return s.now().UnixNano() }
+
+// Caller identifies who makes a request: the project every resource is
+// scoped to and the normalised Client-ID.
+type Caller struct {
+	Project   string
+	ClientID  string
+	RequestID string
+}
+
+var queueNameRE = regexp.MustCompile(`^[a-zA-Z0-9_\-.]+$`)
+
+// ValidQueueName reports whether name is a valid queue or topic name.
+func ValidQueueName(name string) bool {
+	return len(name) <= 64 && queueNameRE.MatchString(name)
+}
+
+// ValidProject reports whether project is acceptable on queue routes.
+func ValidProject(project string) bool { return project != "" && len(project) <= 256 }
+
+// NormalizeClientID parses a Client-ID the way Python's uuid.UUID does and
+// returns its 32 lowercase hex digits.
+func NormalizeClientID(s string) (string, bool) {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "urn:", ""), "uuid:", "")
+	s = strings.ReplaceAll(strings.Trim(s, "{}"), "-", "")
+	if len(s) != 32 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return "", false
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+var propagator = propagation.TraceContext{}
+
+// write appends ev for caller c, waits until the local projector applied
+// it and returns its position and outcome.
+func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, int64, *projection.Outcome, error) {
+	ev.ClientID, ev.RequestID = c.ClientID, c.RequestID
+	ctx, span := s.tracer.Start(ctx, "log.append", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("herald.event_type", string(ev.Type))))
+	defer span.End()
+	carrier := propagation.MapCarrier{}
+	propagator.Inject(ctx, carrier)
+	ev.Traceparent, ev.Tracestate = carrier["traceparent"], carrier["tracestate"]
+
+	rec, err := ev.Record()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	start := time.Now()
+	if err := s.log.Append(ctx, rec); err != nil {
+		span.RecordError(err)
+		return 0, 0, nil, Unavailable(fmt.Sprintf("%s could not be written.", ev.Type), err)
+	}
+	s.appendDur.Record(ctx, time.Since(start).Seconds())
+	span.SetAttributes(attribute.Int("herald.partition", int(rec.Partition)), attribute.Int64("herald.offset", rec.Offset))
+
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	if err := s.projector.WaitApplied(wctx, rec.Partition, rec.Offset); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return 0, 0, nil, Unavailable("The request was recorded but is not applied yet.", err)
+		}
+		return 0, 0, nil, err
+	}
+	out, err := s.store.Outcome(rec.Partition, rec.Offset)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if out != nil && out.Status >= 400 {
+		return 0, 0, out, &Error{Status: out.Status, Title: out.Title, Description: out.Description}
+	}
+	return rec.Partition, rec.Offset, out, nil
+}
+
+func (s *Service) event(t hlog.Type, c Caller, queue string, payload any) (*hlog.Event, error) {
+	return hlog.NewEvent(t, c.Project, queue, s.Now(), payload)
+}
+
+// Ready reports whether the log and the projection answer (GET /v2/ping).
+func (s *Service) Ready(ctx context.Context) bool {
+	if _, err := s.log.End(ctx, 0); err != nil {
+		return false
+	}
+	_, err := s.store.Applied(0)
+	return err == nil
+}

@@ -1,0 +1,188 @@
+// Command herald is the Herald messaging service: a Zaqar v2 compatible
+// REST API on an event log.
+//
+//	herald [serve] [flags]   run a node (the default command)
+//	herald version           print the version
+//
+// Every flag can also be set through an environment variable named
+// HERALD_ plus the flag name in capitals with dashes as underscores
+// (--data → HERALD_DATA). Flags win over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/cmd/herald/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(args, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "herald", server.Version)
+		return 0
+	case "help":
+		usage(stderr)
+		return 0
+	}
+	fmt.Fprintf(stderr, "herald: unknown command %q\n\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Herald: a multi-tenant messaging and notification service speaking the
+OpenStack Zaqar v2 API, built on an event log.
+
+Usage:
+  herald [serve] [flags]   run a node (default; see 'herald serve --help')
+  herald version           print the version
+  herald help              this text
+`)
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		data       = fs.String("data", "./data", "directory of the embedded log (DIR/log) and the projection (DIR/projection)")
+		listen     = fs.String("listen", "127.0.0.1:8888", "REST API listen address (host:port)")
+		brokers    = fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded log")
+		topic      = fs.String("topic", "herald-events", "Kafka topic of the event log (created on start)")
+		partitions = fs.Int("partitions", 16, "partitions of the event log (fixed once the log exists)")
+		otlp       = fs.String("otlp-endpoint", "", "OTLP/HTTP trace collector host:port; empty disables trace export")
+		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logFormat  = fs.String("log-format", "text", "log format: text or json")
+		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
+		shutdown   = fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for running requests")
+	)
+	var cfg api.Config
+	fs.Int64Var(&cfg.DefaultMessageTTL, "default-message-ttl", 3600, "message TTL (s) when neither the message nor the queue sets one")
+	fs.Int64Var(&cfg.DefaultClaimTTL, "default-claim-ttl", 300, "claim TTL (s) when the request sets none")
+	fs.Int64Var(&cfg.DefaultClaimGrace, "default-claim-grace", 60, "claim grace (s) when the request sets none")
+	fs.IntVar(&cfg.MaxQueuesPerPage, "max-queues-per-page", 20, "largest queue list page")
+	fs.IntVar(&cfg.MaxMessagesPerPage, "max-messages-per-page", 20, "largest message list page and most ids per request")
+	fs.IntVar(&cfg.MaxMessagesPerClaim, "max-messages-per-claim-or-pop", 20, "most messages one claim or pop takes")
+	fs.Int64Var(&cfg.MaxQueueMetadata, "max-queue-metadata", 65536, "largest queue metadata body (bytes)")
+	fs.Int64Var(&cfg.MaxMessagesPostSize, "max-messages-post-size", 262144, "largest message post body (bytes)")
+	fs.Int64Var(&cfg.MaxMessageTTL, "max-message-ttl", 1209600, "largest message TTL (s)")
+	fs.Int64Var(&cfg.MaxMessageDelay, "max-message-delay", 900, "largest message delay (s)")
+	fs.Int64Var(&cfg.MaxClaimTTL, "max-claim-ttl", 43200, "largest claim TTL (s)")
+	fs.Int64Var(&cfg.MaxClaimGrace, "max-claim-grace", 43200, "largest claim grace (s)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\nRuns a Herald node. With no flags it keeps everything under ./data and\nserves the Zaqar v2 REST API on 127.0.0.1:8888.\n\nFlags (each also read from the environment variable shown):\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(stderr, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
+		})
+	}
+	if err := parseWithEnv(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "herald:", err)
+		return 2
+	}
+	slog.SetDefault(logger)
+	cfg.ApplyTimeout = *applyWait
+	sc := server.Config{
+		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
+		OTLPEndpoint: *otlp, API: cfg, Logger: logger,
+	}
+	if *brokers != "" {
+		sc.Brokers = strings.Split(*brokers, ",")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, sc)
+	if err != nil {
+		logger.Error("start failed", "err", err)
+		return 1
+	}
+	code := 0
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-srv.Done():
+		logger.Error("listener failed", "err", err)
+		code = 1
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Error("shutdown", "err", err)
+		code = 1
+	}
+	logger.Info("stopped")
+	return code
+}
+
+func envName(flagName string) string {
+	return "HERALD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseWithEnv parses args, then fills every flag not given on the command
+// line from its HERALD_* environment variable.
+func parseWithEnv(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		return errors.New("unexpected argument")
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+				fmt.Fprintln(fs.Output(), "herald:", err)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}

@@ -1,0 +1,236 @@
+// Package server assembles a Herald node: the log (embedded Pebble or
+// Kafka), the projection and its projector, the API service, the REST
+// listener, tracing and metrics. `herald serve` runs one; tests start
+// them in-process on loopback.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+
+	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/api/rest"
+	hlog "github.com/heraldmq/herald/log"
+	"github.com/heraldmq/herald/projection"
+)
+
+// Version is the build's version, set with -ldflags.
+var Version = "dev"
+
+// Config configures a node.
+type Config struct {
+	// DataDir holds the embedded log (DataDir/log) and the projection
+	// (DataDir/projection).
+	DataDir string
+	// Listen is the REST listener address (host:port; port 0 picks one).
+	Listen string
+	// Brokers, when set, selects the Kafka log instead of the embedded one.
+	Brokers    []string
+	Topic      string
+	Partitions int32
+	// OTLPEndpoint, when set, exports traces over OTLP/HTTP (host:port).
+	OTLPEndpoint string
+	API          api.Config
+	Logger       *slog.Logger
+	// Now is the clock (time.Now when nil); tests inject their own.
+	Now func() time.Time
+}
+
+// Server is a running node.
+type Server struct {
+	cfg       Config
+	logger    *slog.Logger
+	log       hlog.Log
+	store     *projection.Store
+	projector *projection.Projector
+	svc       *api.Service
+	http      *http.Server
+	listener  net.Listener
+	serveErr  chan error
+	tracing   *sdktrace.TracerProvider
+	meters    *sdkmetric.MeterProvider
+}
+
+// Start opens the log and the projection, catches the projection up with
+// the log, and starts serving REST.
+func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 16
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = "herald-events"
+	}
+	s = &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.close(context.Background())
+		}
+	}()
+	if err := s.setupTelemetry(ctx); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if len(cfg.Brokers) > 0 {
+		s.log, err = hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: cfg.Brokers, Topic: cfg.Topic, Partitions: cfg.Partitions})
+	} else {
+		s.log, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = projection.Open(filepath.Join(cfg.DataDir, "projection")); err != nil {
+		return nil, err
+	}
+	s.projector = projection.NewProjector(s.store, s.log, projection.ProjectorOptions{Logger: cfg.Logger})
+	if err := s.projector.Start(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := s.projector.CatchUp(ctx); err != nil {
+		return nil, fmt.Errorf("catch up with the log: %w", err)
+	}
+	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
+
+	if s.svc, err = api.New(cfg.API, s.log, s.store, s.projector, cfg.Now); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	if err := s.setupMetrics(reg); err != nil {
+		return nil, err
+	}
+	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	if err != nil {
+		return nil, err
+	}
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() { s.serveErr <- s.http.Serve(s.listener) }()
+	s.logger.Info("REST API listening", "addr", s.listener.Addr().String(), "log", s.logKind(), "version", Version)
+	return s, nil
+}
+
+func (s *Server) logKind() string {
+	if len(s.cfg.Brokers) > 0 {
+		return "kafka"
+	}
+	return "embedded"
+}
+
+// Addr is the REST listener's address.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Store is the node's projection (tests read digests from it).
+func (s *Server) Store() *projection.Store { return s.store }
+
+// Done reports a listener failure.
+func (s *Server) Done() <-chan error { return s.serveErr }
+
+// Shutdown stops accepting requests, lets running ones finish (bounded by
+// ctx), then stops the projector and closes the projection and the log.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.close(ctx)
+}
+
+func (s *Server) close(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	} else if s.listener != nil {
+		errs = append(errs, s.listener.Close())
+	}
+	if s.projector != nil {
+		errs = append(errs, s.projector.Shutdown(ctx))
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	if s.log != nil {
+		errs = append(errs, s.log.Close())
+	}
+	if s.tracing != nil {
+		errs = append(errs, s.tracing.Shutdown(ctx))
+	}
+	if s.meters != nil {
+		errs = append(errs, s.meters.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) setupTelemetry(ctx context.Context) error {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if s.cfg.OTLPEndpoint == "" {
+		return nil
+	}
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(s.cfg.OTLPEndpoint), otlptracehttp.WithInsecure())
+	if err != nil {
+		return fmt.Errorf("OTLP exporter: %w", err)
+	}
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName("herald"), semconv.ServiceVersion(Version))
+	s.tracing = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	otel.SetTracerProvider(s.tracing)
+	return nil
+}
+
+// setupMetrics installs a meter provider exporting to reg; instruments
+// created from then on (the API's and REST's) report there.
+func (s *Server) setupMetrics(reg *prometheus.Registry) error {
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	s.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	otel.SetMeterProvider(s.meters)
+	return s.registerLag()
+}
+
+// registerLag reports the applied offset and the lag of every partition.
+func (s *Server) registerLag() error {
+	m := s.meters.Meter("github.com/heraldmq/herald/projection")
+	applied, err := m.Int64ObservableGauge("herald.projector.applied_offset", metric.WithDescription("Next log offset the projector applies, per partition."))
+	if err != nil {
+		return err
+	}
+	lag, err := m.Int64ObservableGauge("herald.projector.lag", metric.WithDescription("Durable log records not yet applied, per partition."))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		for p := range s.log.Partitions() {
+			a := s.projector.Applied(p)
+			attrs := metric.WithAttributes(attribute.Int("partition", int(p)))
+			o.ObserveInt64(applied, a, attrs)
+			if end, err := s.log.End(ctx, p); err == nil {
+				o.ObserveInt64(lag, max(0, end-a), attrs)
+			}
+		}
+		return nil
+	}, applied, lag)
+	return err
+}

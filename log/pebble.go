@@ -1,0 +1,372 @@
+package log
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Pebble log key layout (one Pebble database, dedicated to the log):
+//
+//	'r' | partition uint32 BE | offset uint64 BE  →  stored record
+//
+// A stored record is
+//
+//	crc32c(rest) uint32 BE | rest
+//	rest = uvarint(#headers) { uvarint(len) key uvarint(len) value }
+//	       uvarint(len) key | value
+//
+// There is no separate end-of-partition key: on open the end of each
+// partition is found by seeking to its last record, so the log can never
+// disagree with itself about where it ends.
+const pebbleRecordTag = 'r'
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// PebbleOptions configures the embedded log.
+type PebbleOptions struct {
+	Dir        string
+	Partitions int32
+	// MaxBatch bounds how many appends share one synced batch.
+	MaxBatch int
+}
+
+// pebbleLog is the embedded log. One committer goroutine takes every append
+// waiting at that moment, assigns offsets, writes them in one Pebble batch
+// with a single fsync, then advances the durable ends and wakes readers.
+type pebbleLog struct {
+	db    *pebble.DB
+	parts int32
+	max   int
+
+	reqs    chan *appendReq
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	ends    []atomic.Int64 // durable end per partition
+	mu      sync.Mutex
+	waiters []chan struct{} // per partition, closed when its end advances
+	broken  atomic.Pointer[error]
+}
+
+type appendReq struct {
+	rec *Record
+	err chan error
+}
+
+// OpenPebble opens (or creates) the embedded log in opts.Dir.
+func OpenPebble(opts PebbleOptions) (Log, error) {
+	if opts.Partitions <= 0 {
+		return nil, fmt.Errorf("log: partitions must be positive, got %d", opts.Partitions)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 4096
+	}
+	db, err := pebble.Open(opts.Dir, &pebble.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", opts.Dir, err)
+	}
+	l := &pebbleLog{
+		db:      db,
+		parts:   opts.Partitions,
+		max:     opts.MaxBatch,
+		reqs:    make(chan *appendReq, opts.MaxBatch),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		ends:    make([]atomic.Int64, opts.Partitions),
+		waiters: make([]chan struct{}, opts.Partitions),
+	}
+	for p := range opts.Partitions {
+		end, err := l.scanEnd(p)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		l.ends[p].Store(end)
+		l.waiters[p] = make(chan struct{})
+	}
+	go l.commitLoop()
+	return l, nil
+}
+
+func recordKey(p int32, off int64) []byte {
+	k := make([]byte, 13)
+	k[0] = pebbleRecordTag
+	binary.BigEndian.PutUint32(k[1:], uint32(p))
+	binary.BigEndian.PutUint64(k[5:], uint64(off))
+	return k
+}
+
+func (l *pebbleLog) scanEnd(p int32) (int64, error) {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(p, 0), UpperBound: recordKey(p+1, 0)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return int64(binary.BigEndian.Uint64(it.Key()[5:])) + 1, nil
+}
+
+func (l *pebbleLog) Partitions() int32 { return l.parts }
+
+func (l *pebbleLog) Append(ctx context.Context, rec *Record) error {
+	if errp := l.broken.Load(); errp != nil {
+		return *errp
+	}
+	req := &appendReq{rec: rec, err: make(chan error, 1)}
+	select {
+	case l.reqs <- req:
+	case <-l.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the append completes or fails with the batch; waiting on
+	// ctx here would report failure for a record that may become durable.
+	return <-req.err
+}
+
+func (l *pebbleLog) commitLoop() {
+	defer close(l.done)
+	next := make([]int64, l.parts)
+	for p := range l.parts {
+		next[p] = l.ends[p].Load()
+	}
+	batch := make([]*appendReq, 0, l.max)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+		case <-l.closing:
+			l.failPending()
+			return
+		}
+	drain:
+		for len(batch) < l.max {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		l.commit(batch, next)
+	}
+}
+
+func (l *pebbleLog) commit(batch []*appendReq, next []int64) {
+	if errp := l.broken.Load(); errp != nil {
+		for _, r := range batch {
+			r.err <- *errp
+		}
+		return
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	touched := make(map[int32]struct{})
+	for _, r := range batch {
+		p := PartitionFor(r.rec.Key, l.parts)
+		r.rec.Partition = p
+		r.rec.Offset = next[p]
+		next[p]++
+		touched[p] = struct{}{}
+		if err := b.Set(recordKey(p, r.rec.Offset), encodeStored(r.rec), nil); err != nil {
+			l.fail(batch, err)
+			return
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		// A failed fsync leaves the file in an unknown state; refuse all
+		// further appends rather than risk acknowledging lost records.
+		l.fail(batch, err)
+		return
+	}
+	l.mu.Lock()
+	for p := range touched {
+		l.ends[p].Store(next[p])
+		close(l.waiters[p])
+		l.waiters[p] = make(chan struct{})
+	}
+	l.mu.Unlock()
+	for _, r := range batch {
+		r.err <- nil
+	}
+}
+
+func (l *pebbleLog) fail(batch []*appendReq, err error) {
+	err = fmt.Errorf("log: append failed, log is read-only until restart: %w", err)
+	l.broken.Store(&err)
+	for _, r := range batch {
+		r.err <- err
+	}
+}
+
+func (l *pebbleLog) failPending() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.err <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+func (l *pebbleLog) End(_ context.Context, p int32) (int64, error) {
+	if p < 0 || p >= l.parts {
+		return 0, fmt.Errorf("log: no partition %d", p)
+	}
+	return l.ends[p].Load(), nil
+}
+
+func (l *pebbleLog) wait(p int32) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiters[p]
+}
+
+func (l *pebbleLog) OpenCursor(p int32, offset int64) (Cursor, error) {
+	if p < 0 || p >= l.parts {
+		return nil, fmt.Errorf("log: no partition %d", p)
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("log: negative offset %d", offset)
+	}
+	return &pebbleCursor{l: l, p: p, pos: offset}, nil
+}
+
+func (l *pebbleLog) Close() error {
+	l.once.Do(func() { close(l.closing) })
+	<-l.done
+	return l.db.Close()
+}
+
+type pebbleCursor struct {
+	l   *pebbleLog
+	p   int32
+	pos int64
+}
+
+func (c *pebbleCursor) Next(ctx context.Context, max int) ([]Record, error) {
+	if max <= 0 {
+		max = 1
+	}
+	for {
+		ch := c.l.wait(c.p)
+		end := c.l.ends[c.p].Load()
+		if c.pos < end {
+			return c.read(min(end, c.pos+int64(max)))
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.l.closing:
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (c *pebbleCursor) read(upto int64) ([]Record, error) {
+	it, err := c.l.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(c.p, c.pos), UpperBound: recordKey(c.p, upto)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := make([]Record, 0, upto-c.pos)
+	for ok := it.First(); ok; ok = it.Next() {
+		off := int64(binary.BigEndian.Uint64(it.Key()[5:]))
+		if off != c.pos+int64(len(out)) {
+			return nil, fmt.Errorf("log: partition %d: offset %d missing (found %d)", c.p, c.pos+int64(len(out)), off)
+		}
+		rec, err := decodeStored(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("log: partition %d offset %d: %w", c.p, off, err)
+		}
+		rec.Partition, rec.Offset = c.p, off
+		out = append(out, rec)
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if int64(len(out)) != upto-c.pos {
+		return nil, fmt.Errorf("log: partition %d: expected records up to %d, found %d", c.p, upto, c.pos+int64(len(out)))
+	}
+	c.pos = upto
+	return out, nil
+}
+
+func (c *pebbleCursor) Close() error { return nil }
+
+func encodeStored(r *Record) []byte {
+	n := 4 + binary.MaxVarintLen64*(2+2*len(r.Headers)) + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	b := make([]byte, 4, n)
+	b = binary.AppendUvarint(b, uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		b = binary.AppendUvarint(b, uint64(len(h.Key)))
+		b = append(b, h.Key...)
+		b = binary.AppendUvarint(b, uint64(len(h.Value)))
+		b = append(b, h.Value...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Key)))
+	b = append(b, r.Key...)
+	b = append(b, r.Value...)
+	binary.BigEndian.PutUint32(b, crc32.Checksum(b[4:], castagnoli))
+	return b
+}
+
+// ErrChecksum marks a stored record whose checksum does not match.
+var ErrChecksum = errors.New("log: record checksum mismatch")
+
+func decodeStored(v []byte) (Record, error) {
+	var r Record
+	if len(v) < 4 {
+		return r, ErrChecksum
+	}
+	if crc32.Checksum(v[4:], castagnoli) != binary.BigEndian.Uint32(v) {
+		return r, ErrChecksum
+	}
+	b := v[4:]
+	next := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, false
+		}
+		out := append([]byte(nil), b[k:k+int(n)]...)
+		b = b[k+int(n):]
+		return out, true
+	}
+	nh, k := binary.Uvarint(b)
+	if k <= 0 || nh > uint64(len(b)) {
+		return r, ErrChecksum
+	}
+	b = b[k:]
+	for range nh {
+		key, ok1 := next()
+		val, ok2 := next()
+		if !ok1 || !ok2 {
+			return r, ErrChecksum
+		}
+		r.Headers = append(r.Headers, Header{Key: string(key), Value: val})
+	}
+	key, ok := next()
+	if !ok {
+		return r, ErrChecksum
+	}
+	r.Key = key
+	r.Value = append([]byte(nil), b...)
+	return r, nil
+}

@@ -1,0 +1,546 @@
+package projection
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	hlog "github.com/heraldmq/herald/log"
+)
+
+// outcomeWindow is how many outcomes per partition are kept: enough for
+// any API node to read the outcome of its own append long after it was
+// applied. Pruning runs every outcomePruneEvery offsets, at fixed offsets,
+// so it is deterministic.
+const (
+	outcomeWindow     = 1 << 16
+	outcomePruneEvery = 1 << 10
+)
+
+// applier applies the events of one partition. Apply is a pure function of
+// the projection state and the event: "now" is the event's time and ids
+// come from its log position. Nothing else is read.
+type applier struct {
+	p int32
+	// nextExpiry is the earliest time in this partition's expiry index
+	// (math.MaxInt64 when empty); a cache that only lets apply skip a seek.
+	nextExpiry int64
+}
+
+func newApplier(r pebble.Reader, p int32) (*applier, error) {
+	a := &applier{p: p, nextExpiry: math.MaxInt64}
+	return a, a.loadNextExpiry(r)
+}
+
+func (a *applier) loadNextExpiry(r pebble.Reader) error {
+	lo := expiryPartition(a.p)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	a.nextExpiry = math.MaxInt64
+	if it.First() {
+		a.nextExpiry = int64(binary.BigEndian.Uint64(it.Key()[5:13]))
+	}
+	return it.Error()
+}
+
+// apply applies one event into the indexed batch b and returns its outcome
+// (nil when there is nothing to report beyond success). An error means the
+// store failed; the batch must then be discarded.
+func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, error) {
+	now := ev.Time
+	if now >= a.nextExpiry {
+		if err := a.sweep(b, now); err != nil {
+			return nil, err
+		}
+	}
+	if off > outcomeWindow && off%outcomePruneEvery == 0 {
+		if err := b.DeleteRange(outcomeKey(a.p, 0), outcomeKey(a.p, off-outcomeWindow), nil); err != nil {
+			return nil, err
+		}
+	}
+	out, err := a.dispatch(b, off, ev)
+	if err != nil {
+		var bad *badEvent
+		if !errors.As(err, &bad) {
+			return nil, err
+		}
+		out = &Outcome{Status: 400, Title: "Invalid request body", Description: bad.Error()}
+	}
+	if out != nil {
+		v, err := hlog.Marshal(out)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.Set(outcomeKey(a.p, off), v, nil); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// badEvent is an event that cannot be applied (undecodable payload or an
+// unknown type); it is skipped with a 400 outcome, deterministically.
+type badEvent struct{ msg string }
+
+func (e *badEvent) Error() string { return e.msg }
+
+func decodePayload(ev *hlog.Event, v any) error {
+	if err := ev.DecodePayload(v); err != nil {
+		return &badEvent{err.Error()}
+	}
+	return nil
+}
+
+func (a *applier) dispatch(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, error) {
+	switch ev.Type {
+	case hlog.QueueCreated:
+		var pl hlog.QueueCreatedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.createQueue(b, ev, pl.Metadata)
+	case hlog.QueuePatched:
+		var pl hlog.QueuePatchedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.patchQueue(b, ev, &pl)
+	case hlog.QueueDeleted:
+		return a.deleteQueue(b, ev)
+	case hlog.QueuePurged:
+		var pl hlog.QueuePurgedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.purgeQueue(b, ev, &pl)
+	case hlog.MessagesPosted:
+		var pl hlog.MessagesPostedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.postMessages(b, off, ev, &pl)
+	case hlog.MessageDeleted:
+		var pl hlog.MessageDeletedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.deleteMessage(b, ev, &pl)
+	case hlog.MessagesDeleted:
+		var pl hlog.MessagesDeletedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.deleteMessages(b, ev, pl.IDs)
+	case hlog.MessagesPopped:
+		var pl hlog.MessagesPoppedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.pop(b, ev, pl.Limit)
+	case hlog.ClaimCreated:
+		var pl hlog.ClaimCreatedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.createClaim(b, off, ev, &pl)
+	case hlog.ClaimRenewed:
+		var pl hlog.ClaimRenewedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.renewClaim(b, ev, &pl)
+	case hlog.ClaimReleased:
+		var pl hlog.ClaimReleasedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.releaseClaim(b, ev, pl.ClaimID)
+	}
+	return nil, &badEvent{fmt.Sprintf("unknown event type %q", ev.Type)}
+}
+
+// --- queues ---
+
+func (a *applier) createQueue(b *pebble.Batch, ev *hlog.Event, meta []byte) (*Outcome, error) {
+	q, err := getQueue(b, ev.Project, ev.Queue)
+	if err != nil || q != nil {
+		return &Outcome{Status: 204}, err
+	}
+	if len(meta) == 0 {
+		meta = []byte("{}")
+	}
+	q = &Queue{Name: ev.Queue, Metadata: meta, Created: ev.Time, NextSeq: 1}
+	return &Outcome{Status: 201}, putRecord(b, queueKey(ev.Project, ev.Queue), q)
+}
+
+func (a *applier) patchQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePatchedV1) (*Outcome, error) {
+	q, err := getQueue(b, ev.Project, ev.Queue)
+	if err != nil {
+		return nil, err
+	}
+	if q == nil {
+		return &Outcome{Status: 404, Title: "Not found", Description: fmt.Sprintf("Queue %s does not exist for project %s", ev.Queue, ev.Project)}, nil
+	}
+	meta, err := DecodeObject(q.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("stored metadata of %s/%s: %w", ev.Project, ev.Queue, err)
+	}
+	for _, op := range pl.Ops {
+		_, stored := meta[op.Key]
+		switch op.Op {
+		case "add":
+			v, err := decodeValue(op.Value)
+			if err != nil {
+				return nil, err
+			}
+			meta[op.Key] = v
+		case "replace":
+			if !stored && !IsReserved(op.Key) {
+				return &Outcome{Status: 409, Title: "Resource conflict", Description: fmt.Sprintf("Can't replace non-existent object %s.", op.Key)}, nil
+			}
+			v, err := decodeValue(op.Value)
+			if err != nil {
+				return nil, err
+			}
+			meta[op.Key] = v
+		case "remove":
+			if !stored && !IsReserved(op.Key) {
+				return &Outcome{Status: 409, Title: "Resource conflict", Description: fmt.Sprintf("Can't remove non-existent object %s.", op.Key)}, nil
+			}
+			delete(meta, op.Key)
+		default:
+			return nil, &badEvent{fmt.Sprintf("unknown patch op %q", op.Op)}
+		}
+	}
+	lim := Limits{MaxMessageTTL: pl.MaxMessageTTL, MaxMessagesPostSize: pl.MaxPostSize, MaxMessageDelay: pl.MaxDelay}
+	if err := ValidateMetadata(meta, lim); err != nil {
+		return &Outcome{Status: 400, Title: "Invalid API request", Description: err.Error()}, nil
+	}
+	q.Metadata = EncodeJSON(meta)
+	if err := putRecord(b, queueKey(ev.Project, ev.Queue), q); err != nil {
+		return nil, err
+	}
+	return &Outcome{Status: 200, Metadata: q.Metadata}, nil
+}
+
+func decodeValue(v []byte) (any, error) {
+	m, err := DecodeObject(append(append([]byte(`{"v":`), v...), '}'))
+	if err != nil {
+		return nil, &badEvent{"undecodable patch value"}
+	}
+	return m["v"], nil
+}
+
+func (a *applier) deleteQueue(b *pebble.Batch, ev *hlog.Event) (*Outcome, error) {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	// Expiry index entries of the queue are left behind; the sweep drops
+	// entries whose record is gone.
+	if err := b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
+		return nil, err
+	}
+	return nil, b.Delete(queueKey(ev.Project, ev.Queue), nil)
+}
+
+func (a *applier) purgeQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePurgedV1) (*Outcome, error) {
+	if !pl.Messages {
+		return nil, nil
+	}
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	// Claimed messages survive a purge, as in Zaqar (purge pops).
+	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
+		if m.Claimed(ev.Time) {
+			return true, nil
+		}
+		return true, a.removeMessage(b, prefix, m)
+	})
+	return nil, err
+}
+
+// --- messages ---
+
+func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1) error {
+	qk := queueKey(ev.Project, ev.Queue)
+	q, err := getQueue(b, ev.Project, ev.Queue)
+	if err != nil {
+		return err
+	}
+	if q == nil {
+		q = &Queue{Name: ev.Queue, Metadata: []byte("{}"), Created: ev.Time, NextSeq: 1}
+	}
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	for i, pm := range pl.Messages {
+		m := &Message{
+			ID:       PositionID(a.p, off, i),
+			Seq:      q.NextSeq,
+			Created:  ev.Time,
+			TTL:      pm.TTL,
+			Expires:  ev.Time + pm.TTL*1e9,
+			ClientID: ev.ClientID,
+			Body:     pm.Body,
+		}
+		if pm.Delay > 0 {
+			m.VisibleAt = ev.Time + pm.Delay*1e9
+		}
+		q.NextSeq++
+		if err := a.putMessage(b, prefix, m, nil); err != nil {
+			return err
+		}
+		if err := b.Set(idKey(prefix, m.ID), appendU64(nil, m.Seq), nil); err != nil {
+			return err
+		}
+	}
+	return putRecord(b, qk, q)
+}
+
+func (a *applier) deleteMessage(b *pebble.Batch, ev *hlog.Event, pl *hlog.MessageDeletedV1) (*Outcome, error) {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	m, err := getMessageByID(b, prefix, pl.ID)
+	if err != nil || m == nil || !m.Live(ev.Time) {
+		return &Outcome{Status: 204}, err
+	}
+	now := ev.Time
+	switch {
+	case pl.ClaimID == "" && m.Claimed(now):
+		return &Outcome{Status: 403, Title: "Unable to delete", Description: "This message is claimed; it cannot be deleted without a valid claim ID."}, nil
+	case pl.ClaimID != "" && pl.ClaimID != m.ClaimID && m.Claimed(now):
+		return &Outcome{Status: 403, Title: "Unable to delete", Description: "This message is claimed; it cannot be deleted without a valid claim ID."}, nil
+	case pl.ClaimID != "" && pl.ClaimID != m.ClaimID:
+		return &Outcome{Status: 400, Title: "Unable to delete", Description: "A claim was specified, but the message is not currently claimed."}, nil
+	}
+	return &Outcome{Status: 204}, a.removeMessage(b, prefix, m)
+}
+
+func (a *applier) deleteMessages(b *pebble.Batch, ev *hlog.Event, ids []string) error {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	for _, id := range ids {
+		m, err := getMessageByID(b, prefix, id)
+		if err != nil {
+			return err
+		}
+		if m != nil {
+			if err := a.removeMessage(b, prefix, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *applier) pop(b *pebble.Batch, ev *hlog.Event, limit int) (*Outcome, error) {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	out := &Outcome{Status: 200}
+	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
+		if !m.Live(ev.Time) || m.Claimed(ev.Time) {
+			return true, nil
+		}
+		out.Messages = append(out.Messages, *m)
+		return len(out.Messages) < limit, a.removeMessage(b, prefix, m)
+	})
+	return out, err
+}
+
+// --- claims ---
+
+func (a *applier) createClaim(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.ClaimCreatedV1) (*Outcome, error) {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	now := ev.Time
+	c := &Claim{ID: PositionID(a.p, off, 0), TTL: pl.TTL, Updated: now, Expires: now + pl.TTL*1e9}
+	out := &Outcome{Status: 201, ClaimID: c.ID}
+	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
+		if !m.Live(now) || m.Claimed(now) || m.Delayed(now) {
+			return true, nil
+		}
+		old := *m
+		m.ClaimID, m.ClaimExpires = c.ID, c.Expires
+		m.ClaimCount++
+		extend(m, c.Expires, pl.TTL, pl.Grace)
+		if err := a.putMessage(b, prefix, m, &old); err != nil {
+			return false, err
+		}
+		c.Seqs = append(c.Seqs, m.Seq)
+		out.Messages = append(out.Messages, *m)
+		return len(c.Seqs) < pl.Limit, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Seqs) == 0 {
+		return &Outcome{Status: 204}, nil
+	}
+	return out, a.putClaim(b, prefix, c)
+}
+
+// extend applies the grace rule: a claimed message lives at least grace
+// seconds past its claim.
+func extend(m *Message, claimExpires, ttl, grace int64) {
+	if m.Expires < claimExpires {
+		m.Expires = claimExpires + grace*1e9
+		m.TTL = ttl + grace
+	}
+}
+
+func (a *applier) renewClaim(b *pebble.Batch, ev *hlog.Event, pl *hlog.ClaimRenewedV1) (*Outcome, error) {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	now := ev.Time
+	c, msgs, err := getClaim(b, prefix, pl.ClaimID, now)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return &Outcome{Status: 404, Title: "Not found", Description: fmt.Sprintf("Claim %s does not exist in queue %s for project %s", pl.ClaimID, ev.Queue, ev.Project)}, nil
+	}
+	c.TTL, c.Updated, c.Expires = pl.TTL, now, now+pl.TTL*1e9
+	c.Seqs = c.Seqs[:0]
+	for i := range msgs {
+		m := &msgs[i]
+		old := *m
+		m.ClaimExpires = c.Expires
+		extend(m, c.Expires, pl.TTL, pl.Grace)
+		if err := a.putMessage(b, prefix, m, &old); err != nil {
+			return nil, err
+		}
+		c.Seqs = append(c.Seqs, m.Seq)
+	}
+	return &Outcome{Status: 204}, a.putClaim(b, prefix, c)
+}
+
+func (a *applier) releaseClaim(b *pebble.Batch, ev *hlog.Event, id string) error {
+	prefix := dataPrefix(ev.Project, ev.Queue)
+	c, err := getRecord[Claim](b, claimKey(prefix, id))
+	if err != nil || c == nil {
+		return err
+	}
+	for _, seq := range c.Seqs {
+		m, err := getRecord[Message](b, msgKey(prefix, seq))
+		if err != nil {
+			return err
+		}
+		if m == nil || m.ClaimID != id {
+			continue
+		}
+		old := *m
+		m.ClaimID, m.ClaimExpires = "", 0
+		if err := a.putMessage(b, prefix, m, &old); err != nil {
+			return err
+		}
+	}
+	return b.Delete(claimKey(prefix, id), nil)
+}
+
+func (a *applier) putClaim(b *pebble.Batch, prefix []byte, c *Claim) error {
+	if err := putRecord(b, claimKey(prefix, c.ID), c); err != nil {
+		return err
+	}
+	return a.index(b, c.Expires, kindClaim, prefix, []byte(c.ID))
+}
+
+// --- storage helpers shared by apply ---
+
+// putMessage writes m and keeps the expiry index in step with it; old is
+// the previous version of m (nil for a new message).
+func (a *applier) putMessage(b *pebble.Batch, prefix []byte, m, old *Message) error {
+	if err := putRecord(b, msgKey(prefix, m.Seq), m); err != nil {
+		return err
+	}
+	if old != nil && old.Expires == m.Expires {
+		return nil
+	}
+	if old != nil {
+		if err := b.Delete(expiryKey(a.p, old.Expires, kindMessage, prefix, appendU64(nil, m.Seq)), nil); err != nil {
+			return err
+		}
+	}
+	return a.index(b, m.Expires, kindMessage, prefix, appendU64(nil, m.Seq))
+}
+
+func (a *applier) index(b *pebble.Batch, at int64, kind byte, prefix, ref []byte) error {
+	a.nextExpiry = min(a.nextExpiry, at)
+	return b.Set(expiryKey(a.p, at, kind, prefix, ref), nil, nil)
+}
+
+func (a *applier) removeMessage(b *pebble.Batch, prefix []byte, m *Message) error {
+	if err := b.Delete(msgKey(prefix, m.Seq), nil); err != nil {
+		return err
+	}
+	if err := b.Delete(idKey(prefix, m.ID), nil); err != nil {
+		return err
+	}
+	return b.Delete(expiryKey(a.p, m.Expires, kindMessage, prefix, appendU64(nil, m.Seq)), nil)
+}
+
+// sweep physically removes what expired at or before now: messages past
+// their expiry and claims past theirs. Reads already hide them; this only
+// reclaims space, at event time so every replay removes the same things.
+func (a *applier) sweep(b *pebble.Batch, now int64) error {
+	lo := expiryPartition(a.p)
+	hi := expiryKey(a.p, now+1, 0, []byte{tagMsgs}, nil)
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	var keys [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := a.sweepEntry(b, k, now); err != nil {
+			return err
+		}
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return a.loadNextExpiry(b)
+}
+
+func (a *applier) sweepEntry(b *pebble.Batch, k []byte, now int64) error {
+	kind := k[13]
+	rest := k[14:]
+	_, r1, ok := readStr(rest)
+	if !ok {
+		return fmt.Errorf("projection: corrupt expiry key %x", k)
+	}
+	_, ref, ok := readStr(r1)
+	if !ok {
+		return fmt.Errorf("projection: corrupt expiry key %x", k)
+	}
+	prefix := append([]byte{tagMsgs}, rest[:len(rest)-len(ref)]...)
+	switch kind {
+	case kindMessage:
+		if len(ref) != 8 {
+			return fmt.Errorf("projection: corrupt expiry key %x", k)
+		}
+		m, err := getRecord[Message](b, msgKey(prefix, binary.BigEndian.Uint64(ref)))
+		if err != nil || m == nil || m.Live(now) {
+			return err
+		}
+		if err := b.Delete(msgKey(prefix, m.Seq), nil); err != nil {
+			return err
+		}
+		return b.Delete(idKey(prefix, m.ID), nil)
+	case kindClaim:
+		c, err := getRecord[Claim](b, claimKey(prefix, string(ref)))
+		if err != nil || c == nil || now < c.Expires {
+			return err
+		}
+		return b.Delete(claimKey(prefix, string(ref)), nil)
+	}
+	return fmt.Errorf("projection: corrupt expiry key %x", k)
+}
+
+func putRecord(b *pebble.Batch, key []byte, v any) error {
+	enc, err := hlog.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Set(key, enc, nil)
+}

@@ -1,0 +1,250 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	hlog "github.com/heraldmq/herald/log"
+)
+
+// Projector runs one apply loop per partition of a log into a Store.
+//
+// Each loop reads its partition from the stored applied offset, applies a
+// run of records in one indexed batch and commits it together with the new
+// applied offset, so every event is applied exactly once. After the commit
+// it advances the partition's watermark, which is what WaitApplied waits
+// on. Start, WaitApplied, Applied and CatchUp may be called concurrently.
+type Projector struct {
+	store  *Store
+	log    hlog.Log
+	logger *slog.Logger
+	tracer trace.Tracer
+	batch  int
+
+	parts  []*watermark
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type watermark struct {
+	applied atomic.Int64
+	mu      sync.Mutex
+	ch      chan struct{}
+}
+
+func (w *watermark) advance(to int64) {
+	w.mu.Lock()
+	w.applied.Store(to)
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+func (w *watermark) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+// ProjectorOptions configures a Projector.
+type ProjectorOptions struct {
+	Logger *slog.Logger
+	// Batch bounds how many records one commit applies.
+	Batch int
+}
+
+// NewProjector returns a projector of log l into s. Start runs it.
+func NewProjector(s *Store, l hlog.Log, opts ProjectorOptions) *Projector {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 512
+	}
+	p := &Projector{
+		store: s, log: l, logger: opts.Logger, batch: opts.Batch,
+		tracer: otel.Tracer("github.com/heraldmq/herald/projection"),
+		parts:  make([]*watermark, l.Partitions()),
+	}
+	for i := range p.parts {
+		p.parts[i] = &watermark{ch: make(chan struct{})}
+	}
+	return p
+}
+
+// Start loads the applied offsets and starts the apply loops.
+func (p *Projector) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	for i := range p.parts {
+		part := int32(i)
+		off, err := p.store.Applied(part)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("projector: applied offset of partition %d: %w", part, err)
+		}
+		p.parts[i].applied.Store(off)
+	}
+	for i := range p.parts {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.run(ctx, int32(i))
+		}()
+	}
+	return nil
+}
+
+// Shutdown stops the apply loops and waits for them.
+func (p *Projector) Shutdown(ctx context.Context) error {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Applied returns the next offset partition part will apply.
+func (p *Projector) Applied(part int32) int64 { return p.parts[part].applied.Load() }
+
+// WaitApplied blocks until the event at (part, off) is applied.
+func (p *Projector) WaitApplied(ctx context.Context, part int32, off int64) error {
+	w := p.parts[part]
+	for {
+		ch := w.wait()
+		if w.applied.Load() > off {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// CatchUp waits until every partition has applied everything that was
+// durable in the log when CatchUp was called.
+func (p *Projector) CatchUp(ctx context.Context) error {
+	for i := range p.parts {
+		end, err := p.log.End(ctx, int32(i))
+		if err != nil {
+			return err
+		}
+		if end > 0 {
+			if err := p.WaitApplied(ctx, int32(i), end-1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Projector) run(ctx context.Context, part int32) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := p.follow(ctx, part)
+		if ctx.Err() != nil || errors.Is(err, hlog.ErrClosed) {
+			return
+		}
+		p.logger.Error("projector failed, retrying", "partition", part, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// follow applies partition part until ctx ends or something fails.
+func (p *Projector) follow(ctx context.Context, part int32) error {
+	a, err := newApplier(p.store.db, part)
+	if err != nil {
+		return err
+	}
+	cur, err := p.log.OpenCursor(part, p.parts[part].applied.Load())
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	for {
+		recs, err := cur.Next(ctx, p.batch)
+		if err != nil {
+			return err
+		}
+		if err := p.applyBatch(ctx, a, part, recs); err != nil {
+			return err
+		}
+	}
+}
+
+var propagator = propagation.TraceContext{}
+
+func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs []hlog.Record) error {
+	b := p.store.db.NewIndexedBatch()
+	defer b.Close()
+	for i := range recs {
+		if err := p.applyRecord(ctx, b, a, &recs[i]); err != nil {
+			return err
+		}
+	}
+	next := recs[len(recs)-1].Offset + 1
+	if err := b.Set(appliedKey(part), appendU64(nil, uint64(next)), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	p.parts[part].advance(next)
+	return nil
+}
+
+func (p *Projector) applyRecord(ctx context.Context, b *pebble.Batch, a *applier, rec *hlog.Record) error {
+	carrier := propagation.MapCarrier{}
+	if tp := rec.HeaderValue(hlog.HeaderTraceparent); tp != nil {
+		carrier[hlog.HeaderTraceparent] = string(tp)
+		if ts := rec.HeaderValue(hlog.HeaderTracestate); ts != nil {
+			carrier[hlog.HeaderTracestate] = string(ts)
+		}
+	}
+	link := trace.LinkFromContext(propagator.Extract(context.Background(), carrier))
+	_, span := p.tracer.Start(ctx, "projection.apply", trace.WithLinks(link),
+		trace.WithAttributes(
+			attribute.Int("herald.partition", int(rec.Partition)),
+			attribute.Int64("herald.offset", rec.Offset),
+			attribute.String("herald.event_type", string(rec.HeaderValue(hlog.HeaderType)))))
+	defer span.End()
+
+	ev, err := hlog.DecodeEvent(rec.Value)
+	if err != nil {
+		p.logger.Warn("skipping undecodable event", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		return putRecord(b, outcomeKey(rec.Partition, rec.Offset), &Outcome{Status: 400, Title: "Invalid request body", Description: err.Error()})
+	}
+	out, err := a.apply(b, rec.Offset, ev)
+	if err != nil {
+		span.RecordError(err)
+		return fmt.Errorf("apply %s at %d/%d: %w", ev.Type, rec.Partition, rec.Offset, err)
+	}
+	if out != nil {
+		span.SetAttributes(attribute.Int("herald.outcome", out.Status))
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package projection
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	hlog "github.com/heraldmq/herald/log"
+)
+
+// Reads used by apply (on its indexed batch) and by the API (on the
+// database). Every read takes "now" from its caller: event time in apply,
+// the node's clock for the API.
+
+func getRecord[T any](r pebble.Reader, key []byte) (*T, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	var out T
+	if err := hlog.Unmarshal(v, &out); err != nil {
+		return nil, fmt.Errorf("projection: decode %x: %w", key, err)
+	}
+	return &out, nil
+}
+
+func getQueue(r pebble.Reader, project, queue string) (*Queue, error) {
+	return getRecord[Queue](r, queueKey(project, queue))
+}
+
+func getMessageByID(r pebble.Reader, prefix []byte, id string) (*Message, error) {
+	if !ValidID(id) {
+		return nil, nil
+	}
+	v, closer, err := r.Get(idKey(prefix, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	seq := binary.BigEndian.Uint64(v)
+	closer.Close()
+	return getRecord[Message](r, msgKey(prefix, seq))
+}
+
+// scanMessages calls fn for each stored message with seq > after, in queue
+// order, until fn returns false. Messages passed to fn may be modified by
+// it; the iterator is not affected.
+func scanMessages(r pebble.Reader, prefix []byte, after uint64, fn func(*Message) (bool, error)) error {
+	lo := msgKey(prefix, after+1)
+	if after == ^uint64(0) {
+		return nil
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(sub(prefix, subSeq))})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		var m Message
+		if err := hlog.Unmarshal(it.Value(), &m); err != nil {
+			return fmt.Errorf("projection: decode message %x: %w", it.Key(), err)
+		}
+		more, err := fn(&m)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// getClaim returns an unexpired claim and its live messages, or nil when
+// the claim is unknown, expired or holds no message any more.
+func getClaim(r pebble.Reader, prefix []byte, id string, now int64) (*Claim, []Message, error) {
+	if !ValidID(id) {
+		return nil, nil, nil
+	}
+	c, err := getRecord[Claim](r, claimKey(prefix, id))
+	if err != nil || c == nil || now >= c.Expires {
+		return nil, nil, err
+	}
+	var msgs []Message
+	for _, seq := range c.Seqs {
+		m, err := getRecord[Message](r, msgKey(prefix, seq))
+		if err != nil {
+			return nil, nil, err
+		}
+		if m != nil && m.ClaimID == id && m.Live(now) {
+			msgs = append(msgs, *m)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, nil, nil
+	}
+	return c, msgs, nil
+}
+
+// --- queries for the API ---
+
+// Queue returns the queue record, or nil if the queue does not exist.
+func (s *Store) Queue(project, queue string) (*Queue, error) {
+	return getQueue(s.db, project, queue)
+}
+
+// QueueFilter selects queues in ListQueues.
+type QueueFilter struct {
+	Marker string // names strictly after this
+	Limit  int
+	Name   string         // substring of the name
+	Meta   map[string]any // exact-match metadata filters
+}
+
+// ListQueues returns up to f.Limit queues of the project in name order
+// that pass the filter, and the project's total queue count.
+func (s *Store) ListQueues(project string, f QueueFilter, withCount bool) ([]Queue, int, error) {
+	prefix := projectQueuesPrefix(project)
+	lo := prefix
+	if f.Marker != "" {
+		lo = prefixEnd(queueKey(project, f.Marker))
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	var out []Queue
+	for ok := it.First(); ok && len(out) < f.Limit; ok = it.Next() {
+		var q Queue
+		if err := hlog.Unmarshal(it.Value(), &q); err != nil {
+			return nil, 0, fmt.Errorf("projection: decode queue %x: %w", it.Key(), err)
+		}
+		if f.Name != "" && !strings.Contains(q.Name, f.Name) {
+			continue
+		}
+		if len(f.Meta) > 0 && !matchMeta(q.Metadata, f.Meta) {
+			continue
+		}
+		out = append(out, q)
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, err
+	}
+	count := 0
+	if withCount {
+		cit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return nil, 0, err
+		}
+		for ok := cit.First(); ok; ok = cit.Next() {
+			count++
+		}
+		if err := cit.Close(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, count, nil
+}
+
+func matchMeta(raw []byte, want map[string]any) bool {
+	meta, err := DecodeObject(raw)
+	if err != nil {
+		return false
+	}
+	for k, v := range want {
+		got, ok := meta[k]
+		if !ok || !bytes.Equal(EncodeJSON(got), EncodeJSON(v)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ListFilter selects messages in ListMessages.
+type ListFilter struct {
+	After          uint64 // seq marker: messages strictly after it
+	Limit          int
+	Echo           bool
+	ClientID       string // normalised requester id, for echo=false
+	IncludeClaimed bool
+	IncludeDelayed bool
+}
+
+// ListMessages returns up to f.Limit visible messages in queue order.
+func (s *Store) ListMessages(project, queue string, f ListFilter, now int64) ([]Message, error) {
+	var out []Message
+	err := scanMessages(s.db, dataPrefix(project, queue), f.After, func(m *Message) (bool, error) {
+		switch {
+		case !m.Live(now):
+		case !f.Echo && m.ClientID == f.ClientID:
+		case !f.IncludeClaimed && m.Claimed(now):
+		case !f.IncludeDelayed && m.Delayed(now):
+		default:
+			out = append(out, *m)
+		}
+		return len(out) < f.Limit, nil
+	})
+	return out, err
+}
+
+// Messages returns the live messages among ids, in the order given.
+func (s *Store) Messages(project, queue string, ids []string, now int64) ([]Message, error) {
+	prefix := dataPrefix(project, queue)
+	var out []Message
+	for _, id := range ids {
+		m, err := getMessageByID(s.db, prefix, id)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil && m.Live(now) {
+			out = append(out, *m)
+		}
+	}
+	return out, nil
+}
+
+// Stats are the counts of GET /v2/queues/{q}/stats.
+type Stats struct {
+	Total, Claimed int
+	Oldest, Newest *Message
+}
+
+// QueueStats counts the queue's live messages at now.
+func (s *Store) QueueStats(project, queue string, now int64) (Stats, error) {
+	var st Stats
+	err := scanMessages(s.db, dataPrefix(project, queue), 0, func(m *Message) (bool, error) {
+		if !m.Live(now) {
+			return true, nil
+		}
+		st.Total++
+		if m.Claimed(now) {
+			st.Claimed++
+		}
+		if st.Oldest == nil {
+			first := *m
+			st.Oldest = &first
+		}
+		last := *m
+		st.Newest = &last
+		return true, nil
+	})
+	return st, err
+}
+
+// Claim returns a live claim and the live messages it holds.
+func (s *Store) Claim(project, queue, id string, now int64) (*Claim, []Message, error) {
+	return getClaim(s.db, dataPrefix(project, queue), id, now)
+}
+
+// Outcome returns the outcome recorded for the event at (p, off), or nil.
+func (s *Store) Outcome(p int32, off int64) (*Outcome, error) {
+	return getRecord[Outcome](s.db, outcomeKey(p, off))
+}

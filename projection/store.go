@@ -1,0 +1,75 @@
+// Package projection materializes Herald's log into a Pebble database:
+// queues, messages and claims, the applied offset of every partition, and
+// the outcome of each event for the API node waiting on it.
+//
+// The projection is a cache of the log. Apply is deterministic (see
+// apply.go), each batch commits state changes together with the
+// partition's applied offset (exactly-once), and batches are not fsynced:
+// after a crash the projection is behind and catches up from the log.
+package projection
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Store is the projection database. Reads are safe from any goroutine.
+type Store struct {
+	db *pebble.DB
+}
+
+// Open opens (or creates) the projection in dir.
+func Open(dir string) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open projection %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Applied returns the next offset to apply for partition p (0 when the
+// partition has never been applied).
+func (s *Store) Applied(p int32) (int64, error) {
+	v, closer, err := s.db.Get(appliedKey(p))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// Digest is a SHA-256 over every key and value of the projection, in key
+// order. Two projections built from the same log have the same digest.
+func (s *Store) Digest() (string, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	h := sha256.New()
+	var n [8]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		binary.BigEndian.PutUint64(n[:], uint64(len(it.Key())))
+		h.Write(n[:])
+		h.Write(it.Key())
+		v := it.Value()
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		h.Write(n[:])
+		h.Write(v)
+	}
+	if err := it.Error(); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
