@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +37,26 @@ type PebbleOptions struct {
 	Partitions int32
 	// MaxBatch bounds how many appends share one synced batch.
 	MaxBatch int
+	// Logger receives Pebble's own messages (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+// PebbleLogger adapts slog to Pebble's logger: Pebble's routine info lines
+// go to debug level, its errors to error level.
+func PebbleLogger(l *slog.Logger) pebble.Logger {
+	if l == nil {
+		l = slog.Default()
+	}
+	return pebbleLogger{l.With("component", "pebble")}
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	os.Exit(1)
 }
 
 // pebbleLog is the embedded log. One committer goroutine takes every append
@@ -45,10 +67,11 @@ type pebbleLog struct {
 	parts int32
 	max   int
 
-	reqs    chan *appendReq
-	closing chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	reqs     chan *appendReq
+	closing  chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	closeErr error
 
 	ends    []atomic.Int64 // durable end per partition
 	mu      sync.Mutex
@@ -69,7 +92,7 @@ func OpenPebble(opts PebbleOptions) (Log, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 4096
 	}
-	db, err := pebble.Open(opts.Dir, &pebble.Options{})
+	db, err := pebble.Open(opts.Dir, &pebble.Options{Logger: PebbleLogger(opts.Logger)})
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", opts.Dir, err)
 	}
@@ -122,6 +145,13 @@ func (l *pebbleLog) Append(ctx context.Context, rec *Record) error {
 	if errp := l.broken.Load(); errp != nil {
 		return *errp
 	}
+	// Checked first because the select below picks at random among ready
+	// cases, and reqs has room after Close.
+	select {
+	case <-l.closing:
+		return ErrClosed
+	default:
+	}
 	req := &appendReq{rec: rec, err: make(chan error, 1)}
 	select {
 	case l.reqs <- req:
@@ -132,7 +162,20 @@ func (l *pebbleLog) Append(ctx context.Context, rec *Record) error {
 	}
 	// Once queued the append completes or fails with the batch; waiting on
 	// ctx here would report failure for a record that may become durable.
-	return <-req.err
+	select {
+	case err := <-req.err:
+		return err
+	case <-l.done:
+		// The committer answers every request it takes before it stops, so
+		// an unanswered request queued after its last look was never
+		// written.
+		select {
+		case err := <-req.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 func (l *pebbleLog) commitLoop() {
@@ -245,19 +288,35 @@ func (l *pebbleLog) OpenCursor(p int32, offset int64) (Cursor, error) {
 	return &pebbleCursor{l: l, p: p, pos: offset}, nil
 }
 
+// Close stops the committer, fails appends not yet taken, and closes the
+// database. Close is idempotent.
 func (l *pebbleLog) Close() error {
-	l.once.Do(func() { close(l.closing) })
-	<-l.done
-	return l.db.Close()
+	l.once.Do(func() {
+		close(l.closing)
+		<-l.done
+		l.closeErr = l.db.Close()
+	})
+	return l.closeErr
 }
 
 type pebbleCursor struct {
-	l   *pebbleLog
-	p   int32
-	pos int64
+	l      *pebbleLog
+	p      int32
+	pos    int64
+	closed bool
 }
 
 func (c *pebbleCursor) Next(ctx context.Context, max int) ([]Record, error) {
+	// Reading a closed Pebble database panics; callers close cursors
+	// before the log, and this turns a late call into an error.
+	select {
+	case <-c.l.closing:
+		return nil, ErrClosed
+	default:
+	}
+	if c.closed {
+		return nil, ErrClosed
+	}
 	if max <= 0 {
 		max = 1
 	}
@@ -306,7 +365,7 @@ func (c *pebbleCursor) read(upto int64) ([]Record, error) {
 	return out, nil
 }
 
-func (c *pebbleCursor) Close() error { return nil }
+func (c *pebbleCursor) Close() error { c.closed = true; return nil }
 
 func encodeStored(r *Record) []byte {
 	n := 4 + binary.MaxVarintLen64*(2+2*len(r.Headers)) + len(r.Key) + len(r.Value)

@@ -14,8 +14,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	hlog "github.com/heraldmq/herald/log"
 )
 
 // Store is the projection database. Reads are safe from any goroutine.
@@ -23,9 +26,10 @@ type Store struct {
 	db *pebble.DB
 }
 
-// Open opens (or creates) the projection in dir.
-func Open(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{})
+// Open opens (or creates) the projection in dir. logger receives
+// Pebble's messages (slog.Default when nil).
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: hlog.PebbleLogger(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("open projection %s: %w", dir, err)
 	}

@@ -92,22 +92,29 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err := s.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	if err := s.setupMetrics(reg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
 	if len(cfg.Brokers) > 0 {
 		s.log, err = hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: cfg.Brokers, Topic: cfg.Topic, Partitions: cfg.Partitions})
 	} else {
-		s.log, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions})
+		s.log, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions, Logger: cfg.Logger})
 	}
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = projection.Open(filepath.Join(cfg.DataDir, "projection")); err != nil {
+	if s.store, err = projection.Open(filepath.Join(cfg.DataDir, "projection"), cfg.Logger); err != nil {
 		return nil, err
 	}
 	s.projector = projection.NewProjector(s.store, s.log, projection.ProjectorOptions{Logger: cfg.Logger})
 	if err := s.projector.Start(); err != nil {
+		return nil, err
+	}
+	if err := s.registerLag(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -117,10 +124,6 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
 
 	if s.svc, err = api.New(cfg.API, s.log, s.store, s.projector, cfg.Now); err != nil {
-		return nil, err
-	}
-	reg := prometheus.NewRegistry()
-	if err := s.setupMetrics(reg); err != nil {
 		return nil, err
 	}
 	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
@@ -207,7 +210,7 @@ func (s *Server) setupMetrics(reg *prometheus.Registry) error {
 	}
 	s.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	otel.SetMeterProvider(s.meters)
-	return s.registerLag()
+	return nil
 }
 
 // registerLag reports the applied offset and the lag of every partition.
