@@ -2,8 +2,13 @@ package log
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -208,6 +213,13 @@ func (e *Event) DecodePayload(v any) error {
 
 // Marshal encodes v as MessagePack with sorted map keys, so equal values
 // always encode to equal bytes (projection digests depend on it).
+//
+// msgpack's SetSortMapKeys sorts only map[string]string, map[string]bool
+// and map[string]any; any other map (map[string]int64, map[int]string, a
+// map of structs) comes out in Go's random order. A value that holds such
+// a map is therefore re-encoded by canonicalMsgpack. Values of types with
+// their own encoder (RawMessage, time.Time, Marshaler implementations) are
+// taken as they encode themselves.
 func Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
@@ -216,7 +228,250 @@ func Marshal(v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
+	if holdsUnsortedMap(reflect.ValueOf(v)) {
+		return canonicalMsgpack(buf.Bytes())
+	}
 	return buf.Bytes(), nil
+}
+
+// mapsIn says what a type can hold that msgpack will not sort.
+type mapsIn uint8
+
+const (
+	mapsNone     mapsIn = iota // no map msgpack leaves unsorted
+	mapsDynamic                // interfaces: depends on the value
+	mapsUnsorted               // a map type msgpack leaves unsorted
+)
+
+var (
+	mapsInTypes       sync.Map // reflect.Type → mapsIn
+	interfaceType     = reflect.TypeFor[any]()
+	stringType        = reflect.TypeFor[string]()
+	boolType          = reflect.TypeFor[bool]()
+	selfEncodingTypes = []reflect.Type{reflect.TypeFor[msgpack.CustomEncoder](), reflect.TypeFor[msgpack.Marshaler](), reflect.TypeFor[encoding.BinaryMarshaler](), reflect.TypeFor[encoding.TextMarshaler]()}
+)
+
+func holdsUnsortedMap(v reflect.Value) bool {
+	if !v.IsValid() {
+		return false
+	}
+	switch typeMaps(v.Type()) {
+	case mapsNone:
+		return false
+	case mapsUnsorted:
+		return true
+	}
+	switch v.Kind() {
+	case reflect.Interface, reflect.Pointer:
+		return !v.IsNil() && holdsUnsortedMap(v.Elem())
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if holdsUnsortedMap(it.Value()) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if holdsUnsortedMap(v.Index(i)) {
+				return true
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && holdsUnsortedMap(v.Field(i)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func typeMaps(t reflect.Type) mapsIn {
+	if m, ok := mapsInTypes.Load(t); ok {
+		return m.(mapsIn)
+	}
+	m := typeMapsIn(t, make(map[reflect.Type]bool))
+	mapsInTypes.Store(t, m)
+	return m
+}
+
+// typeMapsIn mirrors how msgpack picks an encoder for t.
+func typeMapsIn(t reflect.Type, seen map[reflect.Type]bool) mapsIn {
+	if seen[t] {
+		return mapsNone // a recursive type: decided where it was first seen
+	}
+	seen[t] = true
+	for _, se := range selfEncodingTypes {
+		if t.Implements(se) || (t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(se)) {
+			return mapsNone
+		}
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return mapsDynamic
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return typeMapsIn(t.Elem(), seen)
+	case reflect.Map:
+		if t.Key() == stringType && (t.Elem() == stringType || t.Elem() == boolType) {
+			return mapsNone
+		}
+		if t.Key() == stringType && t.Elem() == interfaceType {
+			return mapsDynamic
+		}
+		return mapsUnsorted
+	case reflect.Struct:
+		m := mapsNone
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() {
+				m = max(m, typeMapsIn(f.Type, seen))
+			}
+		}
+		return m
+	}
+	return mapsNone
+}
+
+// canonicalMsgpack rewrites an encoded value with the entries of every map
+// (structs included: they encode as maps) in increasing key order: string
+// keys by their bytes, as SetSortMapKeys orders them, other keys by their
+// encoding. Everything else is copied unchanged.
+func canonicalMsgpack(b []byte) ([]byte, error) {
+	out, rest, err := canonicalValue(make([]byte, 0, len(b)), b)
+	if err == nil && len(rest) > 0 {
+		err = errors.New("msgpack: trailing bytes")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("canonical encoding: %w", err)
+	}
+	return out, nil
+}
+
+func canonicalValue(out, b []byte) ([]byte, []byte, error) {
+	head, body, n, isMap, err := msgpackItem(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		return append(out, b[:head+body]...), b[head+body:], nil
+	}
+	out = append(out, b[:head]...)
+	b = b[head:]
+	if !isMap {
+		for range n {
+			if out, b, err = canonicalValue(out, b); err != nil {
+				return nil, nil, err
+			}
+		}
+		return out, b, nil
+	}
+	type entry struct {
+		kv     []byte // key then value
+		keyLen int
+	}
+	entries := make([]entry, n/2)
+	for i := range entries {
+		var kv []byte
+		if kv, b, err = canonicalValue(nil, b); err != nil {
+			return nil, nil, err
+		}
+		keyLen := len(kv)
+		if kv, b, err = canonicalValue(kv, b); err != nil {
+			return nil, nil, err
+		}
+		entries[i] = entry{kv, keyLen}
+	}
+	slices.SortFunc(entries, func(x, y entry) int {
+		xk, yk := x.kv[:x.keyLen], y.kv[:y.keyLen]
+		if xs, ok := msgpackStr(xk); ok {
+			if ys, ok := msgpackStr(yk); ok {
+				return bytes.Compare(xs, ys)
+			}
+		}
+		return bytes.Compare(xk, yk)
+	})
+	for _, e := range entries {
+		out = append(out, e.kv...)
+	}
+	return out, b, nil
+}
+
+// msgpackItem measures the item at the start of b: its header, the bytes
+// that follow the header inline, and for arrays and maps the number of
+// nested items (two per map entry).
+func msgpackItem(b []byte) (head, body, n int, isMap bool, err error) {
+	if len(b) == 0 {
+		return 0, 0, 0, false, io.ErrUnexpectedEOF
+	}
+	c := b[0]
+	size := func(w int) int { // big-endian unsigned of w bytes after c
+		if len(b) < 1+w {
+			return -1
+		}
+		v := 0
+		for _, x := range b[1 : 1+w] {
+			v = v<<8 | int(x)
+		}
+		return v
+	}
+	switch {
+	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		head = 1
+	case c&0xf0 == 0x80:
+		head, n, isMap = 1, 2*int(c&0x0f), true
+	case c&0xf0 == 0x90:
+		head, n = 1, int(c&0x0f)
+	case c&0xe0 == 0xa0:
+		head, body = 1, int(c&0x1f)
+	case c == 0xc4 || c == 0xd9:
+		head, body = 2, size(1)
+	case c == 0xc5 || c == 0xda:
+		head, body = 3, size(2)
+	case c == 0xc6 || c == 0xdb:
+		head, body = 5, size(4)
+	case c == 0xc7:
+		head, body = 3, size(1)
+	case c == 0xc8:
+		head, body = 4, size(2)
+	case c == 0xc9:
+		head, body = 6, size(4)
+	case c == 0xca || c == 0xce || c == 0xd2:
+		head, body = 1, 4
+	case c == 0xcb || c == 0xcf || c == 0xd3:
+		head, body = 1, 8
+	case c == 0xcc || c == 0xd0:
+		head, body = 1, 1
+	case c == 0xcd || c == 0xd1:
+		head, body = 1, 2
+	case c >= 0xd4 && c <= 0xd8: // fixext: type byte, 1<<(c-0xd4) data
+		head, body = 2, 1<<(c-0xd4)
+	case c == 0xdc:
+		head, n = 3, size(2)
+	case c == 0xdd:
+		head, n = 5, size(4)
+	case c == 0xde:
+		head, n, isMap = 3, 2*size(2), true
+	case c == 0xdf:
+		head, n, isMap = 5, 2*size(4), true
+	default:
+		return 0, 0, 0, false, fmt.Errorf("msgpack: bad code %#x", c)
+	}
+	// Every nested item takes at least a byte.
+	if body < 0 || n < 0 || len(b) < head+body || n > len(b)-head {
+		return 0, 0, 0, false, io.ErrUnexpectedEOF
+	}
+	return head, body, n, isMap, nil
+}
+
+// msgpackStr returns the bytes of an encoded string.
+func msgpackStr(b []byte) ([]byte, bool) {
+	if len(b) == 0 || !(b[0]&0xe0 == 0xa0 || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb) {
+		return nil, false
+	}
+	head, body, _, _, err := msgpackItem(b)
+	if err != nil {
+		return nil, false
+	}
+	return b[head : head+body], true
 }
 
 // Unmarshal decodes MessagePack into v.
