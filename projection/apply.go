@@ -220,7 +220,8 @@ func (a *applier) patchQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePatc
 	}
 	lim := Limits{MaxMessageTTL: pl.MaxMessageTTL, MaxMessagesPostSize: pl.MaxPostSize, MaxMessageDelay: pl.MaxDelay}
 	if err := ValidateMetadata(meta, lim); err != nil {
-		return &Outcome{Status: 400, Title: "Invalid API request", Description: err.Error()}, nil
+		// Zaqar reports an invalid patch result as a body error.
+		return &Outcome{Status: 400, Title: "Invalid request body", Description: err.Error()}, nil
 	}
 	q.Metadata = EncodeJSON(meta)
 	if err := putRecord(b, queueKey(ev.Project, ev.Queue), q); err != nil {

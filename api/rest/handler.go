@@ -63,15 +63,17 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, &api.Error{Status: 404, Title: "404 Not Found"})
 	})
+	// A 405 and an OPTIONS answer come from a matched route, so that
+	// route's hooks run first, queue name check included (§1.2 step 3).
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if _, e := h.hooks(req, ""); e != nil {
+		if e := h.matchedHooks(w, req); e != nil {
 			writeError(w, e)
 			return
 		}
 		writeError(w, &api.Error{Status: 405, Title: "405 Method Not Allowed"})
 	})
 	r.GlobalOPTIONS = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if _, e := h.hooks(req, ""); e != nil {
+		if e := h.matchedHooks(w, req); e != nil {
 			writeError(w, e)
 			return
 		}
@@ -178,20 +180,45 @@ func (h *Handler) plain(route string, fn func(w http.ResponseWriter, r *http.Req
 
 func (h *Handler) handle(method, route string, fn handlerFunc) {
 	h.router.Handle(method, route, h.instrument(route, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) *api.Error {
-		req, e := h.hooks(r, ps.ByName("queue_name"))
+		req, e := h.routeHooks(r, ps)
 		if e != nil {
 			return e
 		}
-		if _, hasQueue := paramIndex(ps, "queue_name"); hasQueue && (!api.ValidQueueName(req.queue) || !api.ValidProject(req.caller.Project)) {
-			return &api.Error{Status: 400, Title: "Invalid queue identification",
-				Description: "The format of the submitted queue name or project id is not valid."}
-		}
-		req.params = ps
 		if err := fn(w, req); err != nil {
 			return api.AsError(err, "The request could not be completed.")
 		}
 		return nil
 	}))
+}
+
+// matchedHooks runs the hooks of a request whose path matched a route
+// under another method; the router has set the Allow header, and the
+// route's parameters come from one of the allowed methods.
+func (h *Handler) matchedHooks(w http.ResponseWriter, req *http.Request) *api.Error {
+	var ps httprouter.Params
+	for _, m := range strings.Split(w.Header().Get("Allow"), ", ") {
+		if _, p, _ := h.router.Lookup(m, req.URL.Path); p != nil {
+			ps = p
+			break
+		}
+	}
+	_, e := h.routeHooks(req, ps)
+	return e
+}
+
+// routeHooks runs the hooks of a matched route with parameters ps,
+// including the queue name and project check (§1.2 step 4.6).
+func (h *Handler) routeHooks(r *http.Request, ps httprouter.Params) (*request, *api.Error) {
+	req, e := h.hooks(r, ps.ByName("queue_name"))
+	if e != nil {
+		return nil, e
+	}
+	if _, hasQueue := paramIndex(ps, "queue_name"); hasQueue && (!api.ValidQueueName(req.queue) || !api.ValidProject(req.caller.Project)) {
+		return nil, &api.Error{Status: 400, Title: "Invalid queue identification",
+			Description: "The format of the submitted queue name or project id is not valid."}
+	}
+	req.params = ps
+	return req, nil
 }
 
 func paramIndex(ps httprouter.Params, name string) (int, bool) {
@@ -234,8 +261,10 @@ func (h *Handler) hooks(r *http.Request, queue string) (*request, *api.Error) {
 	}}, nil
 }
 
+// hasBody reports whether the request has a body in Zaqar's sense: it has
+// a Content-Length. A chunked body without one counts as no body.
 func hasBody(r *http.Request) bool {
-	return r.ContentLength > 0 || r.Header.Get("Content-Length") != "" || len(r.TransferEncoding) > 0
+	return r.Header.Get("Content-Length") != ""
 }
 
 func acceptsJSON(values []string) bool {

@@ -112,7 +112,10 @@ func (h *Handler) getMessages(w http.ResponseWriter, r *request) error {
 	}
 	var l api.MessageListing
 	var ln link
-	l.Marker, _ = param(q, "marker")
+	if v, ok := param(q, "marker"); ok {
+		l.Marker = v
+		ln.addMarker()
+	}
 	if v, ok, e := intParam(q, "limit"); e != nil {
 		return e
 	} else if ok {
@@ -173,20 +176,17 @@ func (h *Handler) deleteMessage(w http.ResponseWriter, r *request) error {
 // deleteMessages serves bulk delete (?ids=) and pop (?pop=).
 func (h *Handler) deleteMessages(w http.ResponseWriter, r *request) error {
 	q := r.URL.Query()
-	ids, hasIDs := q["ids"]
-	_, hasPop := q["pop"]
+	ids, hasIDs := listParam(q, "ids")
+	_, hasPop := param(q, "pop")
 	switch {
 	case hasIDs && hasPop:
 		return api.BadRequest("pop and id params cannot be present together in the delete request.")
 	case !hasIDs && !hasPop:
 		return api.BadRequest("The request should have either \"ids\" or \"pop\" parameter in the request, to be able to delete.")
 	case hasPop:
-		n, ok, e := intParam(q, "pop")
+		n, _, e := intParam(q, "pop")
 		if e != nil {
 			return e
-		}
-		if !ok {
-			n = 0
 		}
 		msgs, err := h.svc.PopMessages(r.Context(), r.caller, r.queue, n)
 		if err != nil {
@@ -204,9 +204,7 @@ func (h *Handler) deleteMessages(w http.ResponseWriter, r *request) error {
 		writeJSON(w, 200, map[string]any{"messages": out})
 		return nil
 	}
-	_ = ids
-	list, _ := listParam(q, "ids")
-	if err := h.svc.DeleteMessages(r.Context(), r.caller, r.queue, list); err != nil {
+	if err := h.svc.DeleteMessages(r.Context(), r.caller, r.queue, ids); err != nil {
 		return err
 	}
 	noContent(w)

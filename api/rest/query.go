@@ -53,8 +53,18 @@ func boolParam(q url.Values, name string) (bool, bool, *api.Error) {
 }
 
 // link accumulates the recognised parameters of a listing, in the order
-// they were read, for its "next" href.
-type link struct{ parts []string }
+// they were read, for its "next" href. The new marker takes the place of
+// the client's marker, or goes last when the client sent none.
+type link struct {
+	parts  []string
+	marker int // 1 + index of the client's marker in parts; 0: none
+}
+
+// addMarker reserves the client's marker's place for the new marker.
+func (l *link) addMarker() {
+	l.parts = append(l.parts, "")
+	l.marker = len(l.parts)
+}
 
 func (l *link) add(k, v string) { l.parts = append(l.parts, url.QueryEscape(k)+"="+url.QueryEscape(v)) }
 
@@ -67,6 +77,11 @@ func (l *link) addBool(k string, v bool) {
 }
 
 func (l *link) next(path, marker string) []map[string]string {
-	q := append(append([]string(nil), l.parts...), "marker="+url.QueryEscape(marker))
+	q, m := append([]string(nil), l.parts...), "marker="+url.QueryEscape(marker)
+	if l.marker > 0 {
+		q[l.marker-1] = m
+	} else {
+		q = append(q, m)
+	}
 	return []map[string]string{{"rel": "next", "href": path + "?" + strings.Join(q, "&")}}
 }

@@ -59,7 +59,7 @@ func (h *Handler) patchQueue(w http.ResponseWriter, r *request) error {
 	if r.Header.Get("Content-Type") != patchContentType {
 		return &api.Error{Status: 415, Title: fmt.Sprintf("Accepted media type for PATCH: {'Accept-Patch': '%s'}.", patchContentType)}
 	}
-	if !present {
+	if !present || len(body) == 0 {
 		return api.BadBody("PATCH body could not be empty for update.")
 	}
 	doc, e := api.ParseJSON(body)
@@ -101,7 +101,10 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *request) error {
 		}
 		switch known {
 		case "marker":
-			l.Marker, _ = param(q, "marker")
+			if v, ok := param(q, "marker"); ok {
+				l.Marker = v
+				ln.addMarker()
+			}
 		case "limit":
 			v, ok, e := intParam(q, "limit")
 			if e != nil {
@@ -216,8 +219,9 @@ func (h *Handler) purgeQueue(w http.ResponseWriter, r *request) error {
 	if e != nil {
 		return e
 	}
+	// Content-Length: 0 counts as no body, as in Zaqar.
 	messages, subscriptions := true, true
-	if present {
+	if present && len(body) > 0 {
 		doc, e := api.ParseObject(body)
 		if e != nil {
 			return e
