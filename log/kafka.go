@@ -403,23 +403,26 @@ func (c *kafkaCursor) Next(ctx context.Context, max int) ([]Record, error) {
 // own error on cancellation, ErrClosed on a closed client. Data loss is
 // fatal for the cursor.
 func (c *kafkaCursor) fetchErr(ctx context.Context, fs kgo.Fetches) error {
-	for _, fe := range fs.Errors() {
-		switch {
-		case isCtxErr(fe.Err) && ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(fe.Err, kgo.ErrClientClosed):
-			return ErrClosed
-		}
-		// With NoResetOffset the consumer stops fetching the partition
-		// after these; nothing more will come.
-		var loss *kgo.ErrDataLoss
-		if errors.As(fe.Err, &loss) || errors.Is(fe.Err, kerr.OffsetOutOfRange) {
-			c.fatal = fmt.Errorf("log: kafka: %s/%d at offset %d: %w", c.topic, c.p, c.pos, fe.Err)
-			return c.fatal
-		}
-		return fmt.Errorf("log: kafka: read %s/%d: %w", c.topic, c.p, fe.Err)
+	errs := fs.Errors()
+	if len(errs) == 0 {
+		return nil
 	}
-	return nil
+	// One partition per cursor: the first error is the one that matters.
+	fe := errs[0]
+	switch {
+	case isCtxErr(fe.Err) && ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(fe.Err, kgo.ErrClientClosed):
+		return ErrClosed
+	}
+	// With NoResetOffset the consumer stops fetching the partition after
+	// these; nothing more will come.
+	var loss *kgo.ErrDataLoss
+	if errors.As(fe.Err, &loss) || errors.Is(fe.Err, kerr.OffsetOutOfRange) {
+		c.fatal = fmt.Errorf("log: kafka: %s/%d at offset %d: %w", c.topic, c.p, c.pos, fe.Err)
+		return c.fatal
+	}
+	return fmt.Errorf("log: kafka: read %s/%d: %w", c.topic, c.p, fe.Err)
 }
 
 func isCtxErr(err error) bool {

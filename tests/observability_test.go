@@ -53,7 +53,7 @@ func TestTracesFollowAWrite(t *testing.T) {
 
 func hasAttr(s sdktrace.ReadOnlySpan, key, value string) bool {
 	for _, a := range s.Attributes() {
-		if string(a.Key) == key && a.Value.Emit() == value {
+		if string(a.Key) == key && a.Value.AsString() == value {
 			return true
 		}
 	}

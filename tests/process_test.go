@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -134,11 +133,4 @@ func (p *proc) stop(t testing.TB) {
 // clientOf returns a client of a new project talking to a process.
 func clientOf(t testing.TB, p *proc) *client {
 	return newClient(t, &node{URL: p.URL})
-}
-
-// withTimeout is a context for a bounded wait in a test.
-func withTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

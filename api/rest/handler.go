@@ -7,7 +7,6 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"mime"
@@ -345,9 +344,3 @@ func writeError(w http.ResponseWriter, e *api.Error) {
 }
 
 func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
-
-// asAPIError narrows err for handlers that need to inspect the status.
-func asAPIError(err error) (*api.Error, bool) {
-	var e *api.Error
-	return e, errors.As(err, &e)
-}
