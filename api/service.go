@@ -174,6 +174,9 @@ func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, i
 		}
 		return 0, 0, nil, err
 	}
+	if !projection.HasOutcome(ev.Type) {
+		return rec.Partition, rec.Offset, nil, nil
+	}
 	out, err := s.store.Outcome(rec.Partition, rec.Offset)
 	if err != nil {
 		return 0, 0, nil, err

@@ -59,6 +59,9 @@ func (r *Record) HeaderValue(key string) []byte {
 //     reports the durable end (one past the last readable offset).
 //   - Concurrency: Append, End and OpenCursor may be called from many
 //     goroutines at once. A Cursor is owned by one goroutine.
+//   - Ownership: Append keeps rec's byte slices (the caller must not change
+//     them afterwards); records returned by a cursor are read-only and may
+//     share memory with other cursors' records.
 //
 // Close stops the log; callers close their cursors first.
 type Log interface {

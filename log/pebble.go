@@ -59,24 +59,79 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
-// pebbleLog is the embedded log. One committer goroutine takes every append
-// waiting at that moment, assigns offsets, writes them in one Pebble batch
-// with a single fsync, then advances the durable ends and wakes readers.
+// pebbleLog is the embedded log, a two-stage pipeline:
+//
+//   - the committer goroutine takes every append waiting at that moment,
+//     assigns offsets and writes them as one Pebble batch to the WAL
+//     without waiting for the fsync, then goes on with the next group;
+//   - the syncer goroutine waits for each batch's fsync, in commit order,
+//     then advances the durable ends, keeps the records in the partition's
+//     tail cache, wakes readers and acknowledges the appends.
+//
+// Pebble groups the fsyncs of batches written meanwhile, so one fsync
+// covers every group that arrived while the previous one was syncing.
+// Readers only read below the durable ends, so nothing is visible before
+// it is durable.
 type pebbleLog struct {
 	db    *pebble.DB
 	parts int32
 	max   int
 
 	reqs     chan *appendReq
+	syncs    chan *group
 	closing  chan struct{}
 	done     chan struct{}
 	once     sync.Once
 	closeErr error
 
-	ends    []atomic.Int64 // durable end per partition
-	mu      sync.Mutex
+	ends    []atomic.Int64  // durable end per partition
+	mu      sync.Mutex      // guards waiters and tails
 	waiters []chan struct{} // per partition, closed when its end advances
+	tails   []tail
 	broken  atomic.Pointer[error]
+}
+
+// group is one batch of appends on its way through the pipeline.
+type group struct {
+	b    *pebble.Batch
+	reqs []*appendReq
+	err  error // set when the batch could not be written
+}
+
+// tail holds the most recent durable records of a partition so that
+// cursors following the end of the log read them from memory.
+type tail struct {
+	recs  []Record // recs[i] is at offset start+i
+	start int64
+	bytes int
+}
+
+// Bounds of each partition's tail cache.
+const (
+	tailMaxRecords = 8192
+	tailMaxBytes   = 8 << 20
+)
+
+func (t *tail) add(r *Record) {
+	if len(t.recs) == 0 {
+		t.start = r.Offset
+	}
+	t.recs = append(t.recs, *r)
+	t.bytes += len(r.Key) + len(r.Value)
+	for len(t.recs) > tailMaxRecords || t.bytes > tailMaxBytes {
+		t.bytes -= len(t.recs[0].Key) + len(t.recs[0].Value)
+		t.recs[0] = Record{}
+		t.recs = t.recs[1:]
+		t.start++
+	}
+}
+
+// get returns the records [from, upto) if the tail holds all of them.
+func (t *tail) get(from, upto int64) ([]Record, bool) {
+	if from < t.start || upto > t.start+int64(len(t.recs)) {
+		return nil, false
+	}
+	return append([]Record(nil), t.recs[from-t.start:upto-t.start]...), true
 }
 
 type appendReq struct {
@@ -101,10 +156,12 @@ func OpenPebble(opts PebbleOptions) (Log, error) {
 		parts:   opts.Partitions,
 		max:     opts.MaxBatch,
 		reqs:    make(chan *appendReq, opts.MaxBatch),
+		syncs:   make(chan *group, 64),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		ends:    make([]atomic.Int64, opts.Partitions),
 		waiters: make([]chan struct{}, opts.Partitions),
+		tails:   make([]tail, opts.Partitions),
 	}
 	for p := range opts.Partitions {
 		end, err := l.scanEnd(p)
@@ -115,7 +172,9 @@ func OpenPebble(opts PebbleOptions) (Log, error) {
 		l.ends[p].Store(end)
 		l.waiters[p] = make(chan struct{})
 	}
-	go l.commitLoop()
+	synced := make(chan struct{})
+	go l.syncLoop(synced)
+	go l.commitLoop(synced)
 	return l, nil
 }
 
@@ -178,80 +237,119 @@ func (l *pebbleLog) Append(ctx context.Context, rec *Record) error {
 	}
 }
 
-func (l *pebbleLog) commitLoop() {
-	defer close(l.done)
+func (l *pebbleLog) commitLoop(synced <-chan struct{}) {
+	defer func() {
+		close(l.syncs)
+		<-synced
+		close(l.done)
+	}()
 	next := make([]int64, l.parts)
 	for p := range l.parts {
 		next[p] = l.ends[p].Load()
 	}
-	batch := make([]*appendReq, 0, l.max)
 	for {
-		batch = batch[:0]
+		var reqs []*appendReq
 		select {
 		case r := <-l.reqs:
-			batch = append(batch, r)
+			reqs = append(make([]*appendReq, 0, 16), r)
 		case <-l.closing:
 			l.failPending()
 			return
 		}
 	drain:
-		for len(batch) < l.max {
+		for len(reqs) < l.max {
 			select {
 			case r := <-l.reqs:
-				batch = append(batch, r)
+				reqs = append(reqs, r)
 			default:
 				break drain
 			}
 		}
-		l.commit(batch, next)
+		l.syncs <- l.write(reqs, next)
 	}
 }
 
-func (l *pebbleLog) commit(batch []*appendReq, next []int64) {
+// write assigns offsets to reqs and writes them to the WAL as one batch,
+// without waiting for the fsync.
+func (l *pebbleLog) write(reqs []*appendReq, next []int64) *group {
+	g := &group{reqs: reqs}
 	if errp := l.broken.Load(); errp != nil {
-		for _, r := range batch {
-			r.err <- *errp
-		}
-		return
+		g.err = *errp
+		return g
 	}
-	b := l.db.NewBatch()
-	defer b.Close()
-	touched := make(map[int32]struct{})
-	for _, r := range batch {
+	g.b = l.db.NewBatch()
+	for _, r := range reqs {
 		p := PartitionFor(r.rec.Key, l.parts)
 		r.rec.Partition = p
 		r.rec.Offset = next[p]
 		next[p]++
-		touched[p] = struct{}{}
-		if err := b.Set(recordKey(p, r.rec.Offset), encodeStored(r.rec), nil); err != nil {
-			l.fail(batch, err)
-			return
+		if err := g.b.Set(recordKey(p, r.rec.Offset), encodeStored(r.rec), nil); err != nil {
+			g.err = err
+			break
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		// A failed fsync leaves the file in an unknown state; refuse all
-		// further appends rather than risk acknowledging lost records.
-		l.fail(batch, err)
-		return
+	if g.err == nil {
+		g.err = l.db.ApplyNoSyncWait(g.b, pebble.Sync)
+		if g.err == nil {
+			return g
+		}
 	}
-	l.mu.Lock()
-	for p := range touched {
-		l.ends[p].Store(next[p])
-		close(l.waiters[p])
-		l.waiters[p] = make(chan struct{})
-	}
-	l.mu.Unlock()
-	for _, r := range batch {
-		r.err <- nil
+	g.b.Close()
+	g.b = nil
+	l.markBroken(g.err)
+	return g
+}
+
+// syncLoop completes groups in commit order.
+func (l *pebbleLog) syncLoop(synced chan<- struct{}) {
+	defer close(synced)
+	for g := range l.syncs {
+		err := g.err
+		if g.b != nil {
+			err = g.b.SyncWait()
+			g.b.Close()
+		}
+		if err == nil {
+			err = l.brokenErr()
+		}
+		if err != nil {
+			// A failed write or fsync leaves the WAL in an unknown state;
+			// refuse all further appends rather than risk acknowledging
+			// records that are not durable.
+			l.markBroken(err)
+			err = l.brokenErr()
+			for _, r := range g.reqs {
+				r.err <- err
+			}
+			continue
+		}
+		l.mu.Lock()
+		for _, r := range g.reqs {
+			p := r.rec.Partition
+			l.tails[p].add(r.rec)
+			if l.ends[p].Load() <= r.rec.Offset {
+				l.ends[p].Store(r.rec.Offset + 1)
+				close(l.waiters[p])
+				l.waiters[p] = make(chan struct{})
+			}
+		}
+		l.mu.Unlock()
+		for _, r := range g.reqs {
+			r.err <- nil
+		}
 	}
 }
 
-func (l *pebbleLog) fail(batch []*appendReq, err error) {
+func (l *pebbleLog) markBroken(err error) {
 	err = fmt.Errorf("log: append failed, log is read-only until restart: %w", err)
-	l.broken.Store(&err)
-	for _, r := range batch {
-		r.err <- err
+	l.broken.CompareAndSwap(nil, &err)
+}
+
+func (l *pebbleLog) brokenErr() error {
+	if errp := l.broken.Load(); errp != nil {
+		return *errp
 	}
+	return nil
 }
 
 func (l *pebbleLog) failPending() {
@@ -337,6 +435,13 @@ func (c *pebbleCursor) Next(ctx context.Context, max int) ([]Record, error) {
 }
 
 func (c *pebbleCursor) read(upto int64) ([]Record, error) {
+	c.l.mu.Lock()
+	recs, ok := c.l.tails[c.p].get(c.pos, upto)
+	c.l.mu.Unlock()
+	if ok {
+		c.pos = upto
+		return recs, nil
+	}
 	it, err := c.l.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(c.p, c.pos), UpperBound: recordKey(c.p, upto)})
 	if err != nil {
 		return nil, err

@@ -84,6 +84,16 @@ func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, e
 	return out, nil
 }
 
+// HasOutcome reports whether apply records an outcome for events of type
+// t. The other types always succeed, so their writers need not read one.
+func HasOutcome(t hlog.Type) bool {
+	switch t {
+	case hlog.QueueDeleted, hlog.QueuePurged, hlog.MessagesPosted, hlog.MessagesDeleted, hlog.ClaimReleased:
+		return false
+	}
+	return true
+}
+
 // badEvent is an event that cannot be applied (undecodable payload or an
 // unknown type); it is skipped with a 400 outcome, deterministically.
 type badEvent struct{ msg string }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	hlog "github.com/heraldmq/herald/log"
 )
@@ -29,15 +30,33 @@ type Store struct {
 // Open opens (or creates) the projection in dir. logger receives
 // Pebble's messages (slog.Default when nil).
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: hlog.PebbleLogger(logger)})
+	cache := pebble.NewCache(64 << 20)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Logger: hlog.PebbleLogger(logger),
+		Cache:  cache,
+		// The log is the truth: a crash loses at most the batches not yet
+		// flushed, and the projector applies them again from the log. Each
+		// batch carries its partition's applied offset, and memtables are
+		// flushed whole, so what survives is always consistent.
+		DisableWAL: true,
+	}
+	for i := range opts.Levels {
+		// Most reads are point lookups of keys that may not exist.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open projection %s: %w", dir, err)
 	}
 	return &Store{db: db}, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes what was applied, so a restart need not apply it again,
+// and closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.db.Flush(), s.db.Close())
+}
 
 // Applied returns the next offset to apply for partition p (0 when the
 // partition has never been applied).

@@ -71,6 +71,7 @@ func serve(args []string, stderr io.Writer) int {
 		topic      = fs.String("topic", "herald-events", "Kafka topic of the event log (created on start)")
 		partitions = fs.Int("partitions", 16, "partitions of the event log (fixed once the log exists)")
 		otlp       = fs.String("otlp-endpoint", "", "OTLP/HTTP trace collector host:port; empty disables trace export")
+		debug      = fs.String("debug-listen", "", "serve Go pprof profiles on this host:port (keep it on loopback); empty disables")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		logFormat  = fs.String("log-format", "text", "log format: text or json")
 		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
@@ -110,7 +111,7 @@ func serve(args []string, stderr io.Writer) int {
 	cfg.ApplyTimeout = *applyWait
 	sc := server.Config{
 		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
-		OTLPEndpoint: *otlp, API: cfg, Logger: logger,
+		OTLPEndpoint: *otlp, DebugListen: *debug, API: cfg, Logger: logger,
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,8 +51,11 @@ type Config struct {
 	Partitions int32
 	// OTLPEndpoint, when set, exports traces over OTLP/HTTP (host:port).
 	OTLPEndpoint string
-	API          api.Config
-	Logger       *slog.Logger
+	// DebugListen, when set, serves Go's pprof profiles on this address
+	// (keep it on loopback: profiles reveal internals).
+	DebugListen string
+	API         api.Config
+	Logger      *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
 }
@@ -66,6 +70,7 @@ type Server struct {
 	svc       *api.Service
 	http      *http.Server
 	listener  net.Listener
+	debug     *http.Server
 	serveErr  chan error
 	tracing   *sdktrace.TracerProvider
 	meters    *sdkmetric.MeterProvider
@@ -135,6 +140,11 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	go func() { s.serveErr <- s.http.Serve(s.listener) }()
+	if cfg.DebugListen != "" {
+		if err := s.startDebug(cfg.DebugListen); err != nil {
+			return nil, err
+		}
+	}
 	s.logger.Info("REST API listening", "addr", s.listener.Addr().String(), "log", s.logKind(), "version", Version)
 	return s, nil
 }
@@ -167,6 +177,9 @@ func (s *Server) close(ctx context.Context) error {
 		errs = append(errs, s.http.Shutdown(ctx))
 	} else if s.listener != nil {
 		errs = append(errs, s.listener.Close())
+	}
+	if s.debug != nil {
+		errs = append(errs, s.debug.Close())
 	}
 	if s.projector != nil {
 		errs = append(errs, s.projector.Shutdown(ctx))
@@ -236,4 +249,22 @@ func (s *Server) registerLag() error {
 		return nil
 	}, applied, lag)
 	return err
+}
+
+// startDebug serves net/http/pprof on addr.
+func (s *Server) startDebug(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go s.debug.Serve(l)
+	s.logger.Info("pprof listening", "addr", l.Addr().String())
+	return nil
 }
