@@ -221,11 +221,14 @@ func (e *Event) DecodePayload(v any) error {
 // their own encoder (RawMessage, time.Time, Marshaler implementations) are
 // taken as they encode themselves.
 func Marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
+	buf := bytes.NewBuffer(make([]byte, 0, 256))
+	enc := msgpack.GetEncoder()
+	enc.Reset(buf)
 	enc.SetSortMapKeys(true)
 	enc.UseCompactInts(true)
-	if err := enc.Encode(v); err != nil {
+	err := enc.Encode(v)
+	msgpack.PutEncoder(enc)
+	if err != nil {
 		return nil, err
 	}
 	if holdsUnsortedMap(reflect.ValueOf(v)) {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -138,11 +139,22 @@ var propagator = propagation.TraceContext{}
 // instrument wraps a handler with a server span, the route's latency
 // metric and panic-free error rendering.
 func (h *Handler) instrument(route string, fn func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) *api.Error) httprouter.Handle {
-	name := route
+	// Attribute sets are built once per method and status, not per request.
+	var sets sync.Map // "METHOD status" → metric.MeasurementOption
+	measure := func(method string, status int) metric.MeasurementOption {
+		key := method + " " + strconv.Itoa(status)
+		if o, ok := sets.Load(key); ok {
+			return o.(metric.MeasurementOption)
+		}
+		o, _ := sets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("http.route", route), attribute.String("http.request.method", method),
+			attribute.Int("http.response.status_code", status))))
+		return o.(metric.MeasurementOption)
+	}
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
 		ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := h.tracer.Start(ctx, r.Method+" "+name, trace.WithSpanKind(trace.SpanKindServer),
+		ctx, span := h.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.route", route), attribute.String("http.request.method", r.Method)))
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w, status: 200}
@@ -154,9 +166,7 @@ func (h *Handler) instrument(route string, fn func(w http.ResponseWriter, r *htt
 			writeError(sw, e)
 		}
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
-		h.latency.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-			attribute.String("http.route", route), attribute.String("http.request.method", r.Method),
-			attribute.Int("http.response.status_code", sw.status)))
+		h.latency.Record(ctx, time.Since(start).Seconds(), measure(r.Method, sw.status))
 	}
 }
 
