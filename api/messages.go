@@ -281,7 +281,13 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	if err != nil || out.Status == 204 {
 		return "", nil, err
 	}
-	return out.ClaimID, out.Messages, nil
+	// Read back what the claim holds now; a message deleted in between by
+	// a bulk delete is simply no longer part of it.
+	_, msgs, err := s.store.Claim(c.Project, queue, out.ClaimID, s.Now())
+	if err != nil {
+		return "", nil, Unavailable("Claim could not be read.", err)
+	}
+	return out.ClaimID, msgs, nil
 }
 
 func claimNotFound(c Caller, queue, id string) *Error {

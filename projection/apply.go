@@ -302,6 +302,9 @@ func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *h
 		if err := a.putMessage(b, prefix, m, nil); err != nil {
 			return err
 		}
+		if err := b.Set(bodyKey(prefix, m.Seq), m.Body, nil); err != nil {
+			return err
+		}
 		if err := b.Set(idKey(prefix, m.ID), appendU64(nil, m.Seq), nil); err != nil {
 			return err
 		}
@@ -350,6 +353,9 @@ func (a *applier) pop(b *pebble.Batch, ev *hlog.Event, limit int) (*Outcome, err
 		if !m.Live(ev.Time) || m.Claimed(ev.Time) {
 			return true, nil
 		}
+		if err := loadBody(b, prefix, m); err != nil {
+			return false, err
+		}
 		out.Messages = append(out.Messages, *m)
 		return len(out.Messages) < limit, a.removeMessage(b, prefix, m)
 	})
@@ -362,6 +368,8 @@ func (a *applier) createClaim(b *pebble.Batch, off int64, ev *hlog.Event, pl *hl
 	prefix := dataPrefix(ev.Project, ev.Queue)
 	now := ev.Time
 	c := &Claim{ID: PositionID(a.p, off, 0), TTL: pl.TTL, Updated: now, Expires: now + pl.TTL*1e9}
+	// The outcome names the claim only: the API reads its messages back,
+	// so claims do not copy bodies into the projection.
 	out := &Outcome{Status: 201, ClaimID: c.ID}
 	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
 		if !m.Live(now) || m.Claimed(now) || m.Delayed(now) {
@@ -375,7 +383,6 @@ func (a *applier) createClaim(b *pebble.Batch, off int64, ev *hlog.Event, pl *hl
 			return false, err
 		}
 		c.Seqs = append(c.Seqs, m.Seq)
-		out.Messages = append(out.Messages, *m)
 		return len(c.Seqs) < pl.Limit, nil
 	})
 	if err != nil {
@@ -428,7 +435,7 @@ func (a *applier) releaseClaim(b *pebble.Batch, ev *hlog.Event, id string) error
 		return err
 	}
 	for _, seq := range c.Seqs {
-		m, err := getRecord[Message](b, msgKey(prefix, seq))
+		m, err := getMessage(b, prefix, seq)
 		if err != nil {
 			return err
 		}
@@ -456,7 +463,7 @@ func (a *applier) putClaim(b *pebble.Batch, prefix []byte, c *Claim) error {
 // putMessage writes m and keeps the expiry index in step with it; old is
 // the previous version of m (nil for a new message).
 func (a *applier) putMessage(b *pebble.Batch, prefix []byte, m, old *Message) error {
-	if err := putRecord(b, msgKey(prefix, m.Seq), m); err != nil {
+	if err := b.Set(msgKey(prefix, m.Seq), encodeHeader(m), nil); err != nil {
 		return err
 	}
 	if old != nil && old.Expires == m.Expires {
@@ -476,13 +483,20 @@ func (a *applier) index(b *pebble.Batch, at int64, kind byte, prefix, ref []byte
 }
 
 func (a *applier) removeMessage(b *pebble.Batch, prefix []byte, m *Message) error {
-	if err := b.Delete(msgKey(prefix, m.Seq), nil); err != nil {
-		return err
-	}
-	if err := b.Delete(idKey(prefix, m.ID), nil); err != nil {
+	if err := deleteMessageKeys(b, prefix, m); err != nil {
 		return err
 	}
 	return b.Delete(expiryKey(a.p, m.Expires, kindMessage, prefix, appendU64(nil, m.Seq)), nil)
+}
+
+// deleteMessageKeys deletes the header, body and id index of m.
+func deleteMessageKeys(b *pebble.Batch, prefix []byte, m *Message) error {
+	for _, k := range [][]byte{msgKey(prefix, m.Seq), bodyKey(prefix, m.Seq), idKey(prefix, m.ID)} {
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sweep physically removes what expired at or before now: messages past
@@ -530,14 +544,11 @@ func (a *applier) sweepEntry(b *pebble.Batch, k []byte, now int64) error {
 		if len(ref) != 8 {
 			return fmt.Errorf("projection: corrupt expiry key %x", k)
 		}
-		m, err := getRecord[Message](b, msgKey(prefix, binary.BigEndian.Uint64(ref)))
+		m, err := getMessage(b, prefix, binary.BigEndian.Uint64(ref))
 		if err != nil || m == nil || m.Live(now) {
 			return err
 		}
-		if err := b.Delete(msgKey(prefix, m.Seq), nil); err != nil {
-			return err
-		}
-		return b.Delete(idKey(prefix, m.ID), nil)
+		return deleteMessageKeys(b, prefix, m)
 	case kindClaim:
 		c, err := getRecord[Claim](b, claimKey(prefix, string(ref)))
 		if err != nil || c == nil || now < c.Expires {

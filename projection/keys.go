@@ -8,7 +8,8 @@ import (
 //
 //	'a' | partition u32                              applied offset of the partition (u64 BE): next offset to apply
 //	'q' | str(project) | str(queue)                  queueRecord
-//	'm' | str(project) | str(queue) | 's' | seq u64  Message, in queue order
+//	'm' | str(project) | str(queue) | 's' | seq u64  message header (model.go), in queue order
+//	'm' | str(project) | str(queue) | 'b' | seq u64  message body (compact JSON)
 //	'm' | str(project) | str(queue) | 'i' | id       seq u64 BE of message id
 //	'm' | str(project) | str(queue) | 'c' | id       claimRecord
 //	'x' | partition u32 | time u64 | kind | str(project) | str(queue) | ref
@@ -27,6 +28,7 @@ const (
 	tagOutcome = 'o'
 
 	subSeq   = 's'
+	subBody  = 'b'
 	subID    = 'i'
 	subClaim = 'c'
 
@@ -90,6 +92,11 @@ func dataPrefix(project, queue string) []byte {
 
 func msgKey(prefix []byte, seq uint64) []byte {
 	b := append(append(make([]byte, 0, len(prefix)+9), prefix...), subSeq)
+	return appendU64(b, seq)
+}
+
+func bodyKey(prefix []byte, seq uint64) []byte {
+	b := append(append(make([]byte, 0, len(prefix)+9), prefix...), subBody)
 	return appendU64(b, seq)
 }
 

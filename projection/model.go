@@ -1,5 +1,10 @@
 package projection
 
+import (
+	"encoding/binary"
+	"fmt"
+)
+
 // Message is a stored message. Times are Unix nanoseconds of event time.
 type Message struct {
 	ID        string `msgpack:"id"`
@@ -54,5 +59,50 @@ type Outcome struct {
 	Description string    `msgpack:"desc,omitempty"`
 	Metadata    []byte    `msgpack:"metadata,omitempty"`
 	ClaimID     string    `msgpack:"claim,omitempty"`
-	Messages    []Message `msgpack:"messages,omitempty"`
+	Messages    []Message `msgpack:"messages,omitempty"` // popped messages, with bodies
+}
+
+// A stored message is two keys: its header (everything but the body, in
+// the fixed binary layout below) and its body. Scans, claims and renewals
+// read and rewrite only headers, which are small and decode without
+// reflection.
+//
+//	version u8 (1) | seq u64 | created i64 | ttl i64 | expires i64 |
+//	visible i64 | claim_expires i64 | claim_count u32 |
+//	len u8 + id | len u8 + client | len u8 + claim
+const headerVersion = 1
+
+func encodeHeader(m *Message) []byte {
+	b := make([]byte, 0, 1+8*6+4+3+len(m.ID)+len(m.ClientID)+len(m.ClaimID))
+	b = append(b, headerVersion)
+	b = appendU64(b, m.Seq)
+	for _, v := range []int64{m.Created, m.TTL, m.Expires, m.VisibleAt, m.ClaimExpires} {
+		b = appendU64(b, uint64(v))
+	}
+	b = appendU32(b, uint32(m.ClaimCount))
+	for _, s := range []string{m.ID, m.ClientID, m.ClaimID} {
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeHeader(b []byte, m *Message) error {
+	const fixed = 1 + 8*6 + 4
+	if len(b) < fixed || b[0] != headerVersion {
+		return fmt.Errorf("projection: bad message header (%d bytes)", len(b))
+	}
+	u := func(i int) int64 { return int64(binary.BigEndian.Uint64(b[1+8*i:])) }
+	m.Seq = uint64(u(0))
+	m.Created, m.TTL, m.Expires, m.VisibleAt, m.ClaimExpires = u(1), u(2), u(3), u(4), u(5)
+	m.ClaimCount = int(binary.BigEndian.Uint32(b[1+8*6:]))
+	rest := b[fixed:]
+	for _, dst := range []*string{&m.ID, &m.ClientID, &m.ClaimID} {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return fmt.Errorf("projection: truncated message header")
+		}
+		*dst = string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+	}
+	return nil
 }

@@ -36,6 +36,21 @@ func getQueue(r pebble.Reader, project, queue string) (*Queue, error) {
 	return getRecord[Queue](r, queueKey(project, queue))
 }
 
+// getMessage returns the header of the message at seq, or nil.
+func getMessage(r pebble.Reader, prefix []byte, seq uint64) (*Message, error) {
+	v, closer, err := r.Get(msgKey(prefix, seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	var m Message
+	return &m, decodeHeader(v, &m)
+}
+
+// getMessageByID returns the header of message id, or nil.
 func getMessageByID(r pebble.Reader, prefix []byte, id string) (*Message, error) {
 	if !ValidID(id) {
 		return nil, nil
@@ -49,26 +64,45 @@ func getMessageByID(r pebble.Reader, prefix []byte, id string) (*Message, error)
 	}
 	seq := binary.BigEndian.Uint64(v)
 	closer.Close()
-	return getRecord[Message](r, msgKey(prefix, seq))
+	return getMessage(r, prefix, seq)
 }
 
-// scanMessages calls fn for each stored message with seq > after, in queue
-// order, until fn returns false. Messages passed to fn may be modified by
-// it; the iterator is not affected.
+// loadBody reads the body of m.
+func loadBody(r pebble.Reader, prefix []byte, m *Message) error {
+	v, closer, err := r.Get(bodyKey(prefix, m.Seq))
+	if err != nil {
+		return fmt.Errorf("projection: body of message %s: %w", m.ID, err)
+	}
+	m.Body = append([]byte(nil), v...)
+	return closer.Close()
+}
+
+// loadBodies reads the bodies of msgs.
+func loadBodies(r pebble.Reader, prefix []byte, msgs []Message) error {
+	for i := range msgs {
+		if err := loadBody(r, prefix, &msgs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanMessages calls fn with the header of each stored message with
+// seq > after, in queue order, until fn returns false. fn may modify the
+// message it is given; the iterator is not affected.
 func scanMessages(r pebble.Reader, prefix []byte, after uint64, fn func(*Message) (bool, error)) error {
-	lo := msgKey(prefix, after+1)
 	if after == ^uint64(0) {
 		return nil
 	}
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(sub(prefix, subSeq))})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: msgKey(prefix, after+1), UpperBound: prefixEnd(sub(prefix, subSeq))})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		var m Message
-		if err := hlog.Unmarshal(it.Value(), &m); err != nil {
-			return fmt.Errorf("projection: decode message %x: %w", it.Key(), err)
+		if err := decodeHeader(it.Value(), &m); err != nil {
+			return fmt.Errorf("%w at %x", err, it.Key())
 		}
 		more, err := fn(&m)
 		if err != nil || !more {
@@ -90,7 +124,7 @@ func getClaim(r pebble.Reader, prefix []byte, id string, now int64) (*Claim, []M
 	}
 	var msgs []Message
 	for _, seq := range c.Seqs {
-		m, err := getRecord[Message](r, msgKey(prefix, seq))
+		m, err := getMessage(r, prefix, seq)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -203,7 +237,10 @@ func (s *Store) ListMessages(project, queue string, f ListFilter, now int64) ([]
 		}
 		return len(out) < f.Limit, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, loadBodies(s.db, dataPrefix(project, queue), out)
 }
 
 // Messages returns the live messages among ids, in the order given.
@@ -219,7 +256,7 @@ func (s *Store) Messages(project, queue string, ids []string, now int64) ([]Mess
 			out = append(out, *m)
 		}
 	}
-	return out, nil
+	return out, loadBodies(s.db, prefix, out)
 }
 
 // Stats are the counts of GET /v2/queues/{q}/stats.
@@ -240,11 +277,9 @@ func (s *Store) QueueStats(project, queue string, now int64) (Stats, error) {
 			st.Claimed++
 		}
 		if st.Oldest == nil {
-			first := *m
-			st.Oldest = &first
+			st.Oldest = m
 		}
-		last := *m
-		st.Newest = &last
+		st.Newest = m
 		return true, nil
 	})
 	return st, err
@@ -252,7 +287,12 @@ func (s *Store) QueueStats(project, queue string, now int64) (Stats, error) {
 
 // Claim returns a live claim and the live messages it holds.
 func (s *Store) Claim(project, queue, id string, now int64) (*Claim, []Message, error) {
-	return getClaim(s.db, dataPrefix(project, queue), id, now)
+	prefix := dataPrefix(project, queue)
+	c, msgs, err := getClaim(s.db, prefix, id, now)
+	if err != nil || c == nil {
+		return nil, nil, err
+	}
+	return c, msgs, loadBodies(s.db, prefix, msgs)
 }
 
 // Outcome returns the outcome recorded for the event at (p, off), or nil.
