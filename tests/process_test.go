@@ -134,3 +134,17 @@ func (p *proc) stop(t testing.TB) {
 func clientOf(t testing.TB, p *proc) *client {
 	return newClient(t, &node{URL: p.URL})
 }
+
+// TestStartFailsCleanly: a node that cannot listen reports why and exits
+// non-zero, without a panic.
+func TestStartFailsCleanly(t *testing.T) {
+	p := startProc(t, "--data", t.TempDir())
+	addr := strings.TrimPrefix(p.URL, "http://")
+	out, err := exec.Command(heraldBinary(t), "serve", "--data", t.TempDir(), "--listen", addr).CombinedOutput()
+	if err == nil {
+		t.Fatalf("second node on %s started:\n%s", addr, out)
+	}
+	if code := err.(*exec.ExitError).ExitCode(); code != 1 || strings.Contains(string(out), "panic") || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/cmd/herald/bench"
 	"github.com/heraldmq/herald/cmd/herald/server"
 )
 
@@ -41,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintln(stdout, "herald", server.Version)
 		return 0
+	case "bench":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return bench.Run(ctx, args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return 0
@@ -57,6 +62,7 @@ OpenStack Zaqar v2 API, built on an event log.
 Usage:
   herald [serve] [flags]   run a node (default; see 'herald serve --help')
   herald version           print the version
+  herald bench [flags]     load-test a Zaqar v2 or NATS JetStream endpoint
   herald help              this text
 `)
 }

@@ -78,7 +78,7 @@ type Server struct {
 
 // Start opens the log and the projection, catches the projection up with
 // the log, and starts serving REST.
-func Start(ctx context.Context, cfg Config) (s *Server, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -88,7 +88,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.Topic == "" {
 		cfg.Topic = "herald-events"
 	}
-	s = &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.close(context.Background())
