@@ -18,9 +18,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/heraldmq/herald/api"
 	"github.com/heraldmq/herald/cmd/herald/bench"
@@ -77,7 +81,7 @@ func serve(args []string, stderr io.Writer) int {
 		topic      = fs.String("topic", "herald-events", "Kafka topic of the event log (created on start)")
 		partitions = fs.Int("partitions", 16, "partitions of the event log (fixed once the log exists)")
 		otlp       = fs.String("otlp-endpoint", "", "OTLP/HTTP trace collector host:port; empty disables trace export")
-		debug      = fs.String("debug-listen", "", "serve Go pprof profiles on this host:port (keep it on loopback); empty disables")
+		debugAddr  = fs.String("debug-listen", "", "serve Go pprof profiles on this host:port (keep it on loopback); empty disables")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		logFormat  = fs.String("log-format", "text", "log format: text or json")
 		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
@@ -114,10 +118,20 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	slog.SetDefault(logger)
+	if *otlp == "" {
+		// Without an exporter, spans need not exist at all: a no-op
+		// provider still propagates incoming trace context.
+		otel.SetTracerProvider(noop.NewTracerProvider())
+	}
+	if os.Getenv("GOGC") == "" {
+		// Herald allocates per request and has memory to spare; collect
+		// less often than Go's default. GOGC in the environment wins.
+		debug.SetGCPercent(400)
+	}
 	cfg.ApplyTimeout = *applyWait
 	sc := server.Config{
 		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
-		OTLPEndpoint: *otlp, DebugListen: *debug, API: cfg, Logger: logger,
+		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, Logger: logger,
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")
