@@ -28,10 +28,58 @@ type applier struct {
 	// nextExpiry is the earliest time in this partition's expiry index
 	// (math.MaxInt64 when empty); a cache that only lets apply skip a seek.
 	nextExpiry int64
+	// queues caches the queue records of this partition, which only this
+	// applier writes (nil: known not to exist). It holds what the batches
+	// wrote, so an applier whose batch fails is discarded with it.
+	queues map[string]*Queue
+}
+
+// maxCachedQueues bounds the applier's queue cache; past it the cache
+// starts over.
+const maxCachedQueues = 4096
+
+// queue returns the queue record, or nil when the queue does not exist.
+func (a *applier) queue(b *pebble.Batch, project, queue string) (*Queue, error) {
+	k := string(queueKey(project, queue))
+	if q, ok := a.queues[k]; ok {
+		if q == nil {
+			return nil, nil
+		}
+		cp := *q
+		return &cp, nil
+	}
+	q, err := getQueue(b, project, queue)
+	if err != nil {
+		return nil, err
+	}
+	a.cacheQueue(k, q)
+	if q == nil {
+		return nil, nil
+	}
+	cp := *q
+	return &cp, nil
+}
+
+func (a *applier) cacheQueue(k string, q *Queue) {
+	if len(a.queues) >= maxCachedQueues {
+		clear(a.queues)
+	}
+	a.queues[k] = q
+}
+
+// putQueue writes a queue record.
+func (a *applier) putQueue(b *pebble.Batch, project string, q *Queue) error {
+	k := queueKey(project, q.Name)
+	if err := putRecord(b, k, q); err != nil {
+		return err
+	}
+	cp := *q
+	a.cacheQueue(string(k), &cp)
+	return nil
 }
 
 func newApplier(r pebble.Reader, p int32) (*applier, error) {
-	a := &applier{p: p, nextExpiry: math.MaxInt64}
+	a := &applier{p: p, nextExpiry: math.MaxInt64, queues: map[string]*Queue{}}
 	return a, a.loadNextExpiry(r)
 }
 
@@ -178,7 +226,7 @@ func (a *applier) dispatch(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome
 // --- queues ---
 
 func (a *applier) createQueue(b *pebble.Batch, ev *hlog.Event, meta []byte) (*Outcome, error) {
-	q, err := getQueue(b, ev.Project, ev.Queue)
+	q, err := a.queue(b, ev.Project, ev.Queue)
 	if err != nil || q != nil {
 		return &Outcome{Status: 204}, err
 	}
@@ -186,11 +234,11 @@ func (a *applier) createQueue(b *pebble.Batch, ev *hlog.Event, meta []byte) (*Ou
 		meta = []byte("{}")
 	}
 	q = &Queue{Name: ev.Queue, Metadata: meta, Created: ev.Time, NextSeq: 1}
-	return &Outcome{Status: 201}, putRecord(b, queueKey(ev.Project, ev.Queue), q)
+	return &Outcome{Status: 201}, a.putQueue(b, ev.Project, q)
 }
 
 func (a *applier) patchQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePatchedV1) (*Outcome, error) {
-	q, err := getQueue(b, ev.Project, ev.Queue)
+	q, err := a.queue(b, ev.Project, ev.Queue)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +282,7 @@ func (a *applier) patchQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePatc
 		return &Outcome{Status: 400, Title: "Invalid request body", Description: err.Error()}, nil
 	}
 	q.Metadata = EncodeJSON(meta)
-	if err := putRecord(b, queueKey(ev.Project, ev.Queue), q); err != nil {
+	if err := a.putQueue(b, ev.Project, q); err != nil {
 		return nil, err
 	}
 	return &Outcome{Status: 200, Metadata: q.Metadata}, nil
@@ -255,7 +303,9 @@ func (a *applier) deleteQueue(b *pebble.Batch, ev *hlog.Event) (*Outcome, error)
 	if err := b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
 		return nil, err
 	}
-	return nil, b.Delete(queueKey(ev.Project, ev.Queue), nil)
+	k := queueKey(ev.Project, ev.Queue)
+	a.cacheQueue(string(k), nil)
+	return nil, b.Delete(k, nil)
 }
 
 func (a *applier) purgeQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePurgedV1) (*Outcome, error) {
@@ -276,8 +326,7 @@ func (a *applier) purgeQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePurg
 // --- messages ---
 
 func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1) error {
-	qk := queueKey(ev.Project, ev.Queue)
-	q, err := getQueue(b, ev.Project, ev.Queue)
+	q, err := a.queue(b, ev.Project, ev.Queue)
 	if err != nil {
 		return err
 	}
@@ -309,7 +358,7 @@ func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *h
 			return err
 		}
 	}
-	return putRecord(b, qk, q)
+	return a.putQueue(b, ev.Project, q)
 }
 
 func (a *applier) deleteMessage(b *pebble.Batch, ev *hlog.Event, pl *hlog.MessageDeletedV1) (*Outcome, error) {
