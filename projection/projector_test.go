@@ -152,3 +152,72 @@ func TestSweepRemovesExpired(t *testing.T) {
 		t.Fatalf("stored %d messages after expiry, want 1", n)
 	}
 }
+
+// TestReadsDuringDeletes lists and gets messages while they are being
+// deleted: a read sees each message whole (header and body) or not at all.
+func TestReadsDuringDeletes(t *testing.T) {
+	l, err := hlog.OpenPebble(hlog.PebbleOptions{Dir: t.TempDir(), Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := NewProjector(s, l, ProjectorOptions{Batch: 1})
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	appendEv := func(typ hlog.Type, payload any) *hlog.Record {
+		ev, _ := hlog.NewEvent(typ, "p", "q", now, payload)
+		rec, _ := ev.Record()
+		if err := l.Append(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	const n = 2000
+	msgs := make([]hlog.PostedMessage, n)
+	for i := range msgs {
+		msgs[i] = hlog.PostedMessage{TTL: 3600, Body: []byte(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	rec := appendEv(hlog.MessagesPosted, &hlog.MessagesPostedV1{Messages: msgs})
+	if err := p.WaitApplied(ctx, rec.Partition, rec.Offset); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			appendEv(hlog.MessageDeleted, &hlog.MessageDeletedV1{ID: PositionID(rec.Partition, rec.Offset, i)})
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		got, err := s.ListMessages("p", "q", ListFilter{Limit: 20, Echo: true, IncludeDelayed: true}, now)
+		if err != nil {
+			t.Fatalf("list during deletes: %v", err)
+		}
+		for _, m := range got {
+			if len(m.Body) == 0 {
+				t.Fatalf("message %s listed without its body", m.ID)
+			}
+		}
+		ids := make([]string, 0, 20)
+		for i := range 20 {
+			ids = append(ids, PositionID(rec.Partition, rec.Offset, i*97%n))
+		}
+		if _, err := s.Messages("p", "q", ids, now); err != nil {
+			t.Fatalf("get during deletes: %v", err)
+		}
+	}
+}

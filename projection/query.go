@@ -225,8 +225,12 @@ type ListFilter struct {
 
 // ListMessages returns up to f.Limit visible messages in queue order.
 func (s *Store) ListMessages(project, queue string, f ListFilter, now int64) ([]Message, error) {
+	// Headers and bodies are separate keys: read both from one snapshot so
+	// a message deleted meanwhile is either listed whole or not at all.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
 	var out []Message
-	err := scanMessages(s.db, dataPrefix(project, queue), f.After, func(m *Message) (bool, error) {
+	err := scanMessages(snap, dataPrefix(project, queue), f.After, func(m *Message) (bool, error) {
 		switch {
 		case !m.Live(now):
 		case !f.Echo && m.ClientID == f.ClientID:
@@ -240,15 +244,17 @@ func (s *Store) ListMessages(project, queue string, f ListFilter, now int64) ([]
 	if err != nil {
 		return nil, err
 	}
-	return out, loadBodies(s.db, dataPrefix(project, queue), out)
+	return out, loadBodies(snap, dataPrefix(project, queue), out)
 }
 
 // Messages returns the live messages among ids, in the order given.
 func (s *Store) Messages(project, queue string, ids []string, now int64) ([]Message, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
 	prefix := dataPrefix(project, queue)
 	var out []Message
 	for _, id := range ids {
-		m, err := getMessageByID(s.db, prefix, id)
+		m, err := getMessageByID(snap, prefix, id)
 		if err != nil {
 			return nil, err
 		}
@@ -256,7 +262,7 @@ func (s *Store) Messages(project, queue string, ids []string, now int64) ([]Mess
 			out = append(out, *m)
 		}
 	}
-	return out, loadBodies(s.db, prefix, out)
+	return out, loadBodies(snap, prefix, out)
 }
 
 // Stats are the counts of GET /v2/queues/{q}/stats.
@@ -287,12 +293,14 @@ func (s *Store) QueueStats(project, queue string, now int64) (Stats, error) {
 
 // Claim returns a live claim and the live messages it holds.
 func (s *Store) Claim(project, queue, id string, now int64) (*Claim, []Message, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
 	prefix := dataPrefix(project, queue)
-	c, msgs, err := getClaim(s.db, prefix, id, now)
+	c, msgs, err := getClaim(snap, prefix, id, now)
 	if err != nil || c == nil {
 		return nil, nil, err
 	}
-	return c, msgs, loadBodies(s.db, prefix, msgs)
+	return c, msgs, loadBodies(snap, prefix, msgs)
 }
 
 // Outcome returns the outcome recorded for the event at (p, off), or nil.
