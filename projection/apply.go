@@ -314,7 +314,7 @@ func (a *applier) purgeQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePurg
 	}
 	prefix := dataPrefix(ev.Project, ev.Queue)
 	// Claimed messages survive a purge, as in Zaqar (purge pops).
-	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
+	err := a.scanQueue(b, ev, func(m *Message) (bool, error) {
 		if m.Claimed(ev.Time) {
 			return true, nil
 		}
@@ -398,7 +398,7 @@ func (a *applier) deleteMessages(b *pebble.Batch, ev *hlog.Event, ids []string) 
 func (a *applier) pop(b *pebble.Batch, ev *hlog.Event, limit int) (*Outcome, error) {
 	prefix := dataPrefix(ev.Project, ev.Queue)
 	out := &Outcome{Status: 200}
-	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
+	err := a.scanQueue(b, ev, func(m *Message) (bool, error) {
 		if !m.Live(ev.Time) || m.Claimed(ev.Time) {
 			return true, nil
 		}
@@ -420,7 +420,7 @@ func (a *applier) createClaim(b *pebble.Batch, off int64, ev *hlog.Event, pl *hl
 	// The outcome names the claim only: the API reads its messages back,
 	// so claims do not copy bodies into the projection.
 	out := &Outcome{Status: 201, ClaimID: c.ID}
-	err := scanMessages(b, prefix, 0, func(m *Message) (bool, error) {
+	err := a.scanQueue(b, ev, func(m *Message) (bool, error) {
 		if !m.Live(now) || m.Claimed(now) || m.Delayed(now) {
 			return true, nil
 		}
@@ -508,6 +508,34 @@ func (a *applier) putClaim(b *pebble.Batch, prefix []byte, c *Claim) error {
 }
 
 // --- storage helpers shared by apply ---
+
+// scanQueue scans the queue's messages in order from its head (see
+// scanMessages) and moves the head up to the first message found, so the
+// next scan skips what was consumed before it.
+func (a *applier) scanQueue(b *pebble.Batch, ev *hlog.Event, fn func(*Message) (bool, error)) error {
+	q, err := a.queue(b, ev.Project, ev.Queue)
+	if err != nil || q == nil {
+		return err
+	}
+	first := uint64(0)
+	err = scanMessages(b, dataPrefix(ev.Project, ev.Queue), max(q.Head, 1)-1, func(m *Message) (bool, error) {
+		if first == 0 {
+			first = m.Seq
+		}
+		return fn(m)
+	})
+	if err != nil {
+		return err
+	}
+	if first == 0 {
+		first = q.NextSeq // the queue is empty
+	}
+	if first == q.Head {
+		return nil
+	}
+	q.Head = first
+	return a.putQueue(b, ev.Project, q)
+}
 
 // putMessage writes m and keeps the expiry index in step with it; old is
 // the previous version of m (nil for a new message).

@@ -38,6 +38,10 @@ type Queue struct {
 	Metadata []byte `msgpack:"metadata"` // compact JSON object, as stored (no defaults)
 	Created  int64  `msgpack:"created"`
 	NextSeq  uint64 `msgpack:"next_seq"`
+	// Head is a seq at or below the queue's first stored message: every
+	// seq before it is deleted. Scans start there instead of wading
+	// through the deletion tombstones of consumed messages.
+	Head uint64 `msgpack:"head,omitempty"`
 }
 
 // Claim is a stored claim. It exists only while unexpired and holding at

@@ -229,8 +229,12 @@ func (s *Store) ListMessages(project, queue string, f ListFilter, now int64) ([]
 	// a message deleted meanwhile is either listed whole or not at all.
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
+	q, err := getQueue(snap, project, queue)
+	if err != nil || q == nil {
+		return nil, err
+	}
 	var out []Message
-	err := scanMessages(snap, dataPrefix(project, queue), f.After, func(m *Message) (bool, error) {
+	err = scanMessages(snap, dataPrefix(project, queue), max(f.After, max(q.Head, 1)-1), func(m *Message) (bool, error) {
 		switch {
 		case !m.Live(now):
 		case !f.Echo && m.ClientID == f.ClientID:
@@ -274,7 +278,13 @@ type Stats struct {
 // QueueStats counts the queue's live messages at now.
 func (s *Store) QueueStats(project, queue string, now int64) (Stats, error) {
 	var st Stats
-	err := scanMessages(s.db, dataPrefix(project, queue), 0, func(m *Message) (bool, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	q, err := getQueue(snap, project, queue)
+	if err != nil || q == nil {
+		return st, err
+	}
+	err = scanMessages(snap, dataPrefix(project, queue), max(q.Head, 1)-1, func(m *Message) (bool, error) {
 		if !m.Live(now) {
 			return true, nil
 		}
