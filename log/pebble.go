@@ -147,7 +147,12 @@ func OpenPebble(opts PebbleOptions) (Log, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 4096
 	}
-	db, err := pebble.Open(opts.Dir, &pebble.Options{Logger: PebbleLogger(opts.Logger)})
+	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		Logger: PebbleLogger(opts.Logger),
+		// Larger memtables mean fewer, larger flushes of the append-only
+		// records and less compaction work per record.
+		MemTableSize: 64 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", opts.Dir, err)
 	}

@@ -40,6 +40,9 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		// batch carries its partition's applied offset, and memtables are
 		// flushed whole, so what survives is always consistent.
 		DisableWAL: true,
+		// Fewer, larger flushes: consumed messages are often deleted while
+		// still in the memtable and never reach disk at all.
+		MemTableSize: 64 << 20,
 	}
 	for i := range opts.Levels {
 		// Most reads are point lookups of keys that may not exist.
