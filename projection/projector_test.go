@@ -103,24 +103,34 @@ func TestReplayIsDeterministic(t *testing.T) {
 	}
 }
 
-// TestSweepRemovesExpired checks that expired messages are physically
-// removed at event time, not only hidden.
-func TestSweepRemovesExpired(t *testing.T) {
+// running returns a one-partition log, a store and a started projector
+// between them, all closed when the test ends.
+func running(t *testing.T, opts ProjectorOptions) (hlog.Log, *Store, *Projector) {
+	t.Helper()
 	l, err := hlog.OpenPebble(hlog.PebbleOptions{Dir: t.TempDir(), Partitions: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	s, err := Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	p := NewProjector(s, l, ProjectorOptions{})
+	p := NewProjector(s, l, opts)
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer p.Shutdown(context.Background())
+	t.Cleanup(func() {
+		p.Shutdown(context.Background())
+		s.Close()
+		l.Close()
+	})
+	return l, s, p
+}
+
+// TestSweepRemovesExpired checks that expired messages are physically
+// removed at event time, not only hidden.
+func TestSweepRemovesExpired(t *testing.T) {
+	l, s, p := running(t, ProjectorOptions{})
 	ctx := context.Background()
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	appendAt := func(at int64, typ hlog.Type, payload any) (int32, int64) {
@@ -156,21 +166,7 @@ func TestSweepRemovesExpired(t *testing.T) {
 // TestReadsDuringDeletes lists and gets messages while they are being
 // deleted: a read sees each message whole (header and body) or not at all.
 func TestReadsDuringDeletes(t *testing.T) {
-	l, err := hlog.OpenPebble(hlog.PebbleOptions{Dir: t.TempDir(), Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p := NewProjector(s, l, ProjectorOptions{Batch: 1})
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(context.Background())
+	l, s, p := running(t, ProjectorOptions{Batch: 1})
 	ctx := context.Background()
 	now := time.Now().UnixNano()
 	appendEv := func(typ hlog.Type, payload any) *hlog.Record {
