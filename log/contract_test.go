@@ -443,6 +443,16 @@ func testEnd(t *testing.T, open opener) {
 			t.Fatalf("End(%d) = %d, %v; want %d", p, end, err, count[p])
 		}
 	}
+	// Ends answers for every partition at once, the same as End.
+	ends, err := h.l.Ends(ctx)
+	if err != nil || len(ends) != parts {
+		t.Fatalf("Ends = %v, %v", ends, err)
+	}
+	for p := range parts {
+		if ends[p] != count[p] {
+			t.Fatalf("Ends()[%d] = %d, want %d", p, ends[p], count[p])
+		}
+	}
 }
 
 func testBadPartition(t *testing.T, open opener) {

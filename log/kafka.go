@@ -289,6 +289,28 @@ func (l *kafkaLog) End(ctx context.Context, p int32) (int64, error) {
 	return 0, fmt.Errorf("log: kafka: end of %s/%d: %w", l.opts.Topic, p, err)
 }
 
+func (l *kafkaLog) Ends(ctx context.Context) ([]int64, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	offs, err := l.adm.ListEndOffsets(ctx, l.opts.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("log: kafka: ends of %s: %w", l.opts.Topic, err)
+	}
+	ends := make([]int64, l.opts.Partitions)
+	for p := range ends {
+		o, ok := offs.Lookup(l.opts.Topic, int32(p))
+		if !ok {
+			return nil, fmt.Errorf("log: kafka: ends of %s: partition %d not in listing", l.opts.Topic, p)
+		}
+		if o.Err != nil {
+			return nil, fmt.Errorf("log: kafka: end of %s/%d: %w", l.opts.Topic, p, o.Err)
+		}
+		ends[p] = o.Offset
+	}
+	return ends, nil
+}
+
 // OpenCursor starts a consumer client of its own that fetches only
 // partition p from offset.
 //

@@ -72,6 +72,10 @@ type Log interface {
 	// End returns the durable end offset of partition p: the offset the
 	// next appended record will get.
 	End(ctx context.Context, p int32) (int64, error)
+	// Ends returns the durable end offsets of all partitions in one call
+	// (one request to a Kafka cluster, where End per partition costs one
+	// request each); index i is partition i.
+	Ends(ctx context.Context) ([]int64, error)
 	// OpenCursor returns a reader of partition p positioned at offset.
 	OpenCursor(p int32, offset int64) (Cursor, error)
 	Close() error

@@ -375,6 +375,14 @@ func (l *pebbleLog) End(_ context.Context, p int32) (int64, error) {
 	return l.ends[p].Load(), nil
 }
 
+func (l *pebbleLog) Ends(_ context.Context) ([]int64, error) {
+	ends := make([]int64, l.parts)
+	for p := range ends {
+		ends[p] = l.ends[p].Load()
+	}
+	return ends, nil
+}
+
 func (l *pebbleLog) wait(p int32) <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -143,11 +143,11 @@ func (p *Projector) WaitApplied(ctx context.Context, part int32, off int64) erro
 // CatchUp waits until every partition has applied everything that was
 // durable in the log when CatchUp was called.
 func (p *Projector) CatchUp(ctx context.Context) error {
-	for i := range p.parts {
-		end, err := p.log.End(ctx, int32(i))
-		if err != nil {
-			return err
-		}
+	ends, err := p.log.Ends(ctx)
+	if err != nil {
+		return err
+	}
+	for i, end := range ends {
 		if end > 0 {
 			if err := p.WaitApplied(ctx, int32(i), end-1); err != nil {
 				return err

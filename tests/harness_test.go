@@ -153,6 +153,10 @@ func (r *resp) JSON(t testing.TB) map[string]any {
 // Raw is a request body sent byte for byte.
 type Raw string
 
+// Chunked is a request body sent without Content-Length (net/http then
+// uses the chunked transfer coding).
+type Chunked string
+
 // req describes one request beyond method and path.
 type req struct {
 	Body    any               // nil: no body; Raw: as is; else JSON-encoded
@@ -166,6 +170,8 @@ func (c *client) do(method, path string, r req) *resp {
 	case nil:
 	case Raw:
 		body = strings.NewReader(string(b))
+	case Chunked:
+		body = io.MultiReader(strings.NewReader(string(b))) // hides the length
 	default:
 		enc, err := json.Marshal(b)
 		if err != nil {

@@ -2,8 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"reflect"
 	"regexp"
 	"sort"
@@ -102,27 +100,10 @@ func mcSizedBody(n int) string {
 	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
 }
 
-// mcChunked sends body without Content-Length: the body's length is
-// unknown to net/http, which then uses the chunked transfer coding.
+// mcChunked sends body without Content-Length.
 func mcChunked(c *client, method, path, body string) *resp {
 	c.t.Helper()
-	hr, err := http.NewRequest(method, c.n.URL+path, io.MultiReader(strings.NewReader(body)))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	hr.Header.Set("Client-ID", c.ClientID)
-	hr.Header.Set("X-Project-ID", c.Project)
-	hr.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
+	return c.do(method, path, req{Body: Chunked(body)})
 }
 
 // mcMsgHref is the href of message id in queue q.

@@ -284,10 +284,7 @@ func acceptsJSON(values []string) bool {
 		for _, part := range strings.Split(v, ",") {
 			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err != nil {
-				if strings.TrimSpace(part) == "" {
-					continue
-				}
-				continue
+				continue // an empty or malformed range allows nothing
 			}
 			if q, ok := params["q"]; ok {
 				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {

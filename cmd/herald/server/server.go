@@ -238,12 +238,13 @@ func (s *Server) registerLag() error {
 		return err
 	}
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ends, err := s.log.Ends(ctx) // one request per scrape, not one per partition
 		for p := range s.log.Partitions() {
 			a := s.projector.Applied(p)
 			attrs := metric.WithAttributes(attribute.Int("partition", int(p)))
 			o.ObserveInt64(applied, a, attrs)
-			if end, err := s.log.End(ctx, p); err == nil {
-				o.ObserveInt64(lag, max(0, end-a), attrs)
+			if err == nil {
+				o.ObserveInt64(lag, max(0, ends[p]-a), attrs)
 			}
 		}
 		return nil
