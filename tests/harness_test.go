@@ -44,6 +44,8 @@ type nodeOptions struct {
 	Brokers []string // empty: embedded Pebble log
 	Dir     string   // empty: a new temp dir
 	Topic   string
+	// Configure, if set, adjusts the server configuration before start.
+	Configure func(*server.Config)
 }
 
 func startNode(t testing.TB, o nodeOptions) *node {
@@ -56,10 +58,14 @@ func startNode(t testing.TB, o nodeOptions) *node {
 	if os.Getenv("HERALD_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	srv, err := server.Start(context.Background(), server.Config{
+	cfg := server.Config{
 		DataDir: o.Dir, Listen: "127.0.0.1:0", Brokers: o.Brokers, Topic: o.Topic,
 		Partitions: 8, Logger: logger, Now: ck.Now,
-	})
+	}
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
