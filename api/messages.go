@@ -273,13 +273,27 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	if err != nil {
 		return "", nil, err
 	}
-	ev, err := s.event(hlog.ClaimCreated, c, queue, &hlog.ClaimCreatedV1{TTL: ttl, Grace: grace, Limit: int(limit)})
+	pl := &hlog.ClaimCreatedV1{TTL: ttl, Grace: grace, Limit: int(limit)}
+	if err := s.deadLetterSettings(c, queue, pl); err != nil {
+		return "", nil, err
+	}
+	ev, err := s.event(hlog.ClaimCreated, c, queue, pl)
 	if err != nil {
 		return "", nil, err
 	}
 	_, _, out, err := s.write(ctx, c, ev)
-	if err != nil || out.Status == 204 {
+	if err != nil {
 		return "", nil, err
+	}
+	if out.DeadLettered > 0 {
+		// The move is in the log; wait until the dead-letter queue shows
+		// it, so the caller reads its own write there too.
+		if err := s.waitQueueApplied(ctx, c, pl.DeadLetterQueue); err != nil {
+			return "", nil, err
+		}
+	}
+	if out.Status == 204 {
+		return "", nil, nil
 	}
 	// Read back what the claim holds now; a message deleted in between by
 	// a bulk delete is simply no longer part of it.
@@ -288,6 +302,47 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 		return "", nil, Unavailable("Claim could not be read.", err)
 	}
 	return out.ClaimID, msgs, nil
+}
+
+// deadLetterSettings copies the queue's dead-letter metadata into a claim
+// event: _max_claim_count and _dead_letter_queue must both be set (a null
+// count means no limit), _dead_letter_queue_messages_ttl is optional.
+func (s *Service) deadLetterSettings(c Caller, queue string, pl *hlog.ClaimCreatedV1) error {
+	q, err := s.store.Queue(c.Project, queue)
+	if err != nil {
+		return Unavailable("Messages could not be claimed.", err)
+	}
+	if q == nil || !strings.Contains(string(q.Metadata), "_dead_letter_queue") {
+		return nil
+	}
+	meta, err := projection.DecodeObject(q.Metadata)
+	if err != nil {
+		return Unavailable("Messages could not be claimed.", err)
+	}
+	dlq, _ := meta["_dead_letter_queue"].(string)
+	max, ok := projection.QueueInt(meta, "_max_claim_count")
+	if !ok || max <= 0 || !ValidQueueName(dlq) {
+		return nil
+	}
+	pl.MaxClaimCount, pl.DeadLetterQueue = max, dlq
+	pl.DeadLetterTTL, _ = projection.QueueInt(meta, "_dead_letter_queue_messages_ttl")
+	return nil
+}
+
+// waitQueueApplied waits until the local projection applied everything
+// the log holds for queue's partition now.
+func (s *Service) waitQueueApplied(ctx context.Context, c Caller, queue string) error {
+	p := hlog.PartitionFor(hlog.QueueKey(c.Project, queue), s.log.Partitions())
+	end, err := s.log.End(ctx, p)
+	if err != nil || end == 0 {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	if err := s.projector.WaitApplied(wctx, p, end-1); err != nil {
+		return Unavailable("The request was recorded but is not applied yet.", err)
+	}
+	return nil
 }
 
 func claimNotFound(c Caller, queue, id string) *Error {

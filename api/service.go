@@ -39,6 +39,10 @@ type Config struct {
 	MaxMessageDelay     int64
 	MaxClaimTTL         int64
 	MaxClaimGrace       int64
+
+	DefaultSubscriptionTTL  int64
+	MaxSubscriptionsPerPage int
+
 	// ApplyTimeout bounds how long a write waits for its own event to be
 	// applied before answering 503 (the event is not lost).
 	ApplyTimeout time.Duration
@@ -67,6 +71,8 @@ func (c *Config) withDefaults() {
 	def(&c.MaxMessageDelay, 900)
 	def(&c.MaxClaimTTL, 43200)
 	def(&c.MaxClaimGrace, 43200)
+	def(&c.DefaultSubscriptionTTL, 3600)
+	defInt(&c.MaxSubscriptionsPerPage, 20)
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}

@@ -33,6 +33,15 @@ const (
 	ClaimCreated    Type = "claim.created"    // ClaimCreatedV1
 	ClaimRenewed    Type = "claim.renewed"    // ClaimRenewedV1
 	ClaimReleased   Type = "claim.released"   // ClaimReleasedV1
+
+	SubscriptionCreated   Type = "subscription.created"   // SubscriptionCreatedV1
+	SubscriptionUpdated   Type = "subscription.updated"   // SubscriptionUpdatedV1
+	SubscriptionDeleted   Type = "subscription.deleted"   // SubscriptionDeletedV1
+	SubscriptionConfirmed Type = "subscription.confirmed" // SubscriptionConfirmedV1
+
+	// MessagesDeadLettered is a follow-up event: the projector appends it
+	// when a claim moves messages to a dead-letter queue.
+	MessagesDeadLettered Type = "messages.dead_lettered" // MessagesDeadLetteredV1
 )
 
 // CurrentVersion is the envelope version this build writes.
@@ -131,11 +140,76 @@ type MessagesPoppedV1 struct {
 }
 
 // ClaimCreatedV1 is POST /v2/queues/{q}/claims. Apply picks the messages;
-// the claim id derives from the event's log position.
+// the claim id derives from the event's log position. A selected message
+// already claimed MaxClaimCount times or more is not claimed but moved to
+// DeadLetterQueue (when both are set): apply removes it here and records a
+// MessagesDeadLetteredV1 follow-up event that the projector appends to the
+// dead-letter queue's partition. The dead-letter settings are the queue's
+// as the API read them, so a replay decides the same under any later
+// metadata.
 type ClaimCreatedV1 struct {
 	TTL   int64 `msgpack:"ttl"`
 	Grace int64 `msgpack:"grace"`
 	Limit int   `msgpack:"limit"`
+
+	MaxClaimCount   int64  `msgpack:"max_claims,omitempty"`
+	DeadLetterQueue string `msgpack:"dlq,omitempty"`
+	DeadLetterTTL   int64  `msgpack:"dlq_ttl,omitempty"` // seconds; 0 keeps the message's expiry
+}
+
+// DeadLetter is one message moved to a dead-letter queue.
+type DeadLetter struct {
+	ID      string `msgpack:"id"`
+	Created int64  `msgpack:"created"` // when it was first posted (ns)
+	TTL     int64  `msgpack:"ttl"`     // reported ttl (s)
+	Expires int64  `msgpack:"expires"` // ns
+	Client  string `msgpack:"client,omitempty"`
+	Body    []byte `msgpack:"body"`
+}
+
+// MessagesDeadLetteredV1 puts messages moved by a claim into the event's
+// queue (the dead-letter queue, same project). Source is the position of
+// the claim event that moved them; the target applies a given source
+// position once, whoever appended it and however often (the projector
+// appends follow-ups again after a crash, and every node of a cluster
+// appends them), because each source partition's follow-ups reach a target
+// partition in source order.
+type MessagesDeadLetteredV1 struct {
+	SourcePartition int32        `msgpack:"src_p"`
+	SourceOffset    int64        `msgpack:"src_o"`
+	Messages        []DeadLetter `msgpack:"messages"`
+}
+
+// SubscriptionCreatedV1 is POST /v2/queues/{q}/subscriptions, validated.
+// Apply returns the existing subscription's id when the same subscriber is
+// subscribed but unconfirmed (outcome 201, nothing changes), 409 when it
+// is confirmed, and otherwise creates one whose id derives from the
+// event's position. Options is a compact JSON object.
+type SubscriptionCreatedV1 struct {
+	Subscriber string `msgpack:"subscriber"`
+	TTL        int64  `msgpack:"ttl"`
+	Options    []byte `msgpack:"options"`
+}
+
+// SubscriptionUpdatedV1 is PATCH /v2/queues/{q}/subscriptions/{id}; nil
+// fields are unchanged. A new TTL restarts the expiry at event time.
+// Apply decides 404 (unknown or expired) and 409 (subscriber taken).
+type SubscriptionUpdatedV1 struct {
+	ID         string  `msgpack:"id"`
+	Subscriber *string `msgpack:"subscriber,omitempty"`
+	TTL        *int64  `msgpack:"ttl,omitempty"`
+	Options    []byte  `msgpack:"options,omitempty"`
+}
+
+// SubscriptionDeletedV1 is DELETE /v2/queues/{q}/subscriptions/{id}.
+type SubscriptionDeletedV1 struct {
+	ID string `msgpack:"id"`
+}
+
+// SubscriptionConfirmedV1 is PUT /v2/queues/{q}/subscriptions/{id}/confirm.
+type SubscriptionConfirmedV1 struct {
+	ID        string `msgpack:"id"`
+	Confirmed bool   `msgpack:"confirmed"`
 }
 
 // ClaimRenewedV1 is PATCH /v2/queues/{q}/claims/{id}.
@@ -165,9 +239,10 @@ func NewEvent(t Type, project, queue string, now int64, payload any) (*Event, er
 
 // Key is the record key of the event: all events of one queue share it and
 // therefore one partition.
-func (e *Event) Key() []byte {
-	return []byte(e.Project + "/" + e.Queue)
-}
+func (e *Event) Key() []byte { return QueueKey(e.Project, e.Queue) }
+
+// QueueKey is the record key of every event of queue in project.
+func QueueKey(project, queue string) []byte { return []byte(project + "/" + queue) }
 
 // Record builds the log record of the event, with type and trace headers.
 func (e *Event) Record() (*Record, error) {

@@ -32,6 +32,9 @@ type applier struct {
 	// applier writes (nil: known not to exist). It holds what the batches
 	// wrote, so an applier whose batch fails is discarded with it.
 	queues map[string]*Queue
+	// outboxed is set when apply wrote a follow-up event to the outbox;
+	// the projector appends those after the batch commits.
+	outboxed bool
 }
 
 // maxCachedQueues bounds the applier's queue cache; past it the cache
@@ -136,7 +139,8 @@ func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, e
 // t. The other types always succeed, so their writers need not read one.
 func HasOutcome(t hlog.Type) bool {
 	switch t {
-	case hlog.QueueDeleted, hlog.QueuePurged, hlog.MessagesPosted, hlog.MessagesDeleted, hlog.ClaimReleased:
+	case hlog.QueueDeleted, hlog.QueuePurged, hlog.MessagesPosted, hlog.MessagesDeleted, hlog.ClaimReleased,
+		hlog.SubscriptionDeleted, hlog.MessagesDeadLettered:
 		return false
 	}
 	return true
@@ -219,6 +223,36 @@ func (a *applier) dispatch(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome
 			return nil, err
 		}
 		return nil, a.releaseClaim(b, ev, pl.ClaimID)
+	case hlog.MessagesDeadLettered:
+		var pl hlog.MessagesDeadLetteredV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.applyDeadLettered(b, ev, &pl)
+	case hlog.SubscriptionCreated:
+		var pl hlog.SubscriptionCreatedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.createSubscription(b, off, ev, &pl)
+	case hlog.SubscriptionUpdated:
+		var pl hlog.SubscriptionUpdatedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.updateSubscription(b, ev, &pl)
+	case hlog.SubscriptionConfirmed:
+		var pl hlog.SubscriptionConfirmedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.confirmSubscription(b, ev, &pl)
+	case hlog.SubscriptionDeleted:
+		var pl hlog.SubscriptionDeletedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.deleteSubscription(b, ev, pl.ID)
 	}
 	return nil, &badEvent{fmt.Sprintf("unknown event type %q", ev.Type)}
 }
@@ -309,6 +343,11 @@ func (a *applier) deleteQueue(b *pebble.Batch, ev *hlog.Event) (*Outcome, error)
 }
 
 func (a *applier) purgeQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePurgedV1) (*Outcome, error) {
+	if pl.Subscriptions {
+		if err := a.purgeSubscriptions(b, ev); err != nil {
+			return nil, err
+		}
+	}
 	if !pl.Messages {
 		return nil, nil
 	}
@@ -348,17 +387,22 @@ func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *h
 			m.VisibleAt = ev.Time + pm.Delay*1e9
 		}
 		q.NextSeq++
-		if err := a.putMessage(b, prefix, m, nil); err != nil {
-			return err
-		}
-		if err := b.Set(bodyKey(prefix, m.Seq), m.Body, nil); err != nil {
-			return err
-		}
-		if err := b.Set(idKey(prefix, m.ID), appendU64(nil, m.Seq), nil); err != nil {
+		if err := a.insertMessage(b, prefix, m); err != nil {
 			return err
 		}
 	}
 	return a.putQueue(b, ev.Project, q)
+}
+
+// insertMessage writes a new message: header, body and id index.
+func (a *applier) insertMessage(b *pebble.Batch, prefix []byte, m *Message) error {
+	if err := a.putMessage(b, prefix, m, nil); err != nil {
+		return err
+	}
+	if err := b.Set(bodyKey(prefix, m.Seq), m.Body, nil); err != nil {
+		return err
+	}
+	return b.Set(idKey(prefix, m.ID), appendU64(nil, m.Seq), nil)
 }
 
 func (a *applier) deleteMessage(b *pebble.Batch, ev *hlog.Event, pl *hlog.MessageDeletedV1) (*Outcome, error) {
@@ -420,9 +464,15 @@ func (a *applier) createClaim(b *pebble.Batch, off int64, ev *hlog.Event, pl *hl
 	// The outcome names the claim only: the API reads its messages back,
 	// so claims do not copy bodies into the projection.
 	out := &Outcome{Status: 201, ClaimID: c.ID}
+	var moved []hlog.DeadLetter
 	err := a.scanQueue(b, ev, func(m *Message) (bool, error) {
 		if !m.Live(now) || m.Claimed(now) || m.Delayed(now) {
 			return true, nil
+		}
+		if deadLetterable(pl, m) {
+			dl, err := a.deadLetter(b, prefix, m, pl, now)
+			moved = append(moved, dl)
+			return len(c.Seqs)+len(moved) < pl.Limit, err
 		}
 		old := *m
 		m.ClaimID, m.ClaimExpires = c.ID, c.Expires
@@ -432,14 +482,20 @@ func (a *applier) createClaim(b *pebble.Batch, off int64, ev *hlog.Event, pl *hl
 			return false, err
 		}
 		c.Seqs = append(c.Seqs, m.Seq)
-		return len(c.Seqs) < pl.Limit, nil
+		return len(c.Seqs)+len(moved) < pl.Limit, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(c.Seqs) == 0 {
-		return &Outcome{Status: 204}, nil
+	if len(moved) > 0 {
+		if err := a.sendDeadLetters(b, off, ev, pl.DeadLetterQueue, moved); err != nil {
+			return nil, err
+		}
 	}
+	if len(c.Seqs) == 0 {
+		return &Outcome{Status: 204, DeadLettered: len(moved)}, nil
+	}
+	out.DeadLettered = len(moved)
 	return out, a.putClaim(b, prefix, c)
 }
 
@@ -607,16 +663,18 @@ func (a *applier) sweep(b *pebble.Batch, now int64) error {
 func (a *applier) sweepEntry(b *pebble.Batch, k []byte, now int64) error {
 	kind := k[13]
 	rest := k[14:]
-	_, r1, ok := readStr(rest)
+	project, r1, ok := readStr(rest)
 	if !ok {
 		return fmt.Errorf("projection: corrupt expiry key %x", k)
 	}
-	_, ref, ok := readStr(r1)
+	queue, ref, ok := readStr(r1)
 	if !ok {
 		return fmt.Errorf("projection: corrupt expiry key %x", k)
 	}
 	prefix := append([]byte{tagMsgs}, rest[:len(rest)-len(ref)]...)
 	switch kind {
+	case kindSubscription:
+		return sweepSubscription(b, project, queue, string(ref), now)
 	case kindMessage:
 		if len(ref) != 8 {
 			return fmt.Errorf("projection: corrupt expiry key %x", k)

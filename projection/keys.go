@@ -14,7 +14,14 @@ import (
 //	'm' | str(project) | str(queue) | 'c' | id       claimRecord
 //	'x' | partition u32 | time u64 | kind | str(project) | str(queue) | ref
 //	                                                 expiry index: kind 'm' (ref = seq u64) or 'c' (ref = claim id)
+//	                                                 or 's' (ref = subscription id)
 //	'o' | partition u32 | offset u64                 Outcome of the event at that position
+//	's' | str(project) | str(queue) | id             Subscription
+//	'u' | str(project) | str(queue) | subscriber     id of the subscription of that subscriber
+//	'f' | partition u32 | offset u64                 follow-up event (msgpack envelope) of the event at
+//	                                                 that position, not yet appended: the outbox
+//	'w' | partition u32 | source partition u32       offset u64 of the last follow-up from the source
+//	                                                 partition that this partition applied
 //
 // str(s) escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01, which keeps byte
 // order equal to string order and makes every 'm' queue prefix end before
@@ -26,14 +33,19 @@ const (
 	tagMsgs    = 'm'
 	tagExpiry  = 'x'
 	tagOutcome = 'o'
+	tagSub     = 's'
+	tagSubUniq = 'u'
+	tagOutbox  = 'f'
+	tagFollow  = 'w'
 
 	subSeq   = 's'
 	subBody  = 'b'
 	subID    = 'i'
 	subClaim = 'c'
 
-	kindMessage = 'm'
-	kindClaim   = 'c'
+	kindMessage      = 'm'
+	kindClaim        = 'c'
+	kindSubscription = 's'
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -128,6 +140,31 @@ func expiryPartition(p int32) []byte { return appendU32([]byte{tagExpiry}, uint3
 
 func outcomeKey(p int32, off int64) []byte {
 	return appendU64(appendU32([]byte{tagOutcome}, uint32(p)), uint64(off))
+}
+
+// subsPrefix is the prefix of the subscriptions of one queue. Queues keep
+// their subscriptions when deleted, so these live outside the queue's 'm'
+// range.
+func subsPrefix(project, queue string) []byte {
+	return appendStr(appendStr([]byte{tagSub}, project), queue)
+}
+
+func subKey(project, queue, id string) []byte {
+	return append(subsPrefix(project, queue), id...)
+}
+
+func subUniqKey(project, queue, subscriber string) []byte {
+	return append(appendStr(appendStr([]byte{tagSubUniq}, project), queue), subscriber...)
+}
+
+func outboxKey(p int32, off int64) []byte {
+	return appendU64(appendU32([]byte{tagOutbox}, uint32(p)), uint64(off))
+}
+
+func outboxPartition(p int32) []byte { return appendU32([]byte{tagOutbox}, uint32(p)) }
+
+func followKey(p, src int32) []byte {
+	return appendU32(appendU32([]byte{tagFollow}, uint32(p)), uint32(src))
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix b.

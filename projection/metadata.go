@@ -147,10 +147,62 @@ func ValidateMetadata(m map[string]any, lim Limits) error {
 			return &MetadataError{"The _enable_encrypt_messages must be boolean."}
 		}
 	}
-	if v := m["_retry_policy"]; Truthy(v) {
-		if _, ok := v.(map[string]any); !ok {
-			return &MetadataError{"The _retry_policy must be a dict."}
+	return ValidateRetryPolicy(m["_retry_policy"])
+}
+
+// Webhook retry policy defaults (contract §3.10.5).
+const (
+	DefaultMinimumDelay = 5
+	DefaultMaximumDelay = 30
+	backoffStep         = 5
+)
+
+// ValidateRetryPolicy checks a _retry_policy value of queue metadata or of
+// subscription options the way Zaqar does: falsy values pass, typed keys
+// are checked when truthy, and the delays must leave room for a back-off.
+func ValidateRetryPolicy(v any) error {
+	if !Truthy(v) {
+		return nil
+	}
+	p, ok := v.(map[string]any)
+	if !ok {
+		return &MetadataError{"retry_policy must be a dict."}
+	}
+	for _, k := range []string{"retries_with_no_delay", "minimum_delay_retries", "minimum_delay", "maximum_delay", "maximum_delay_retries"} {
+		if x := p[k]; Truthy(x) {
+			if _, ok := IntOf(x); !ok {
+				return &MetadataError{fmt.Sprintf("Retry policy: %s must be a integer.", k)}
+			}
 		}
+	}
+	if x := p["retry_backoff_function"]; Truthy(x) {
+		f, ok := x.(string)
+		if !ok {
+			return &MetadataError{"retry_backoff_function must be a string."}
+		}
+		switch f {
+		case "linear", "arithmetic", "exponential", "geometric":
+		default:
+			return &MetadataError{"invalid retry_backoff_function."}
+		}
+	}
+	if x := p["ignore_subscription_override"]; Truthy(x) {
+		if _, ok := x.(bool); !ok {
+			return &MetadataError{"ignore_subscription_override must be a boolean."}
+		}
+	}
+	delay := func(k string, def int64) int64 {
+		if i, ok := IntOf(p[k]); ok {
+			return i
+		}
+		return def
+	}
+	lo, hi := delay("minimum_delay", DefaultMinimumDelay), delay("maximum_delay", DefaultMaximumDelay)
+	if hi < lo {
+		return &MetadataError{"minimum_delay must less than maximum_delay."}
+	}
+	if hi-lo < 2*backoffStep {
+		return &MetadataError{"invalid minimum_delay and maximum_delay."}
 	}
 	return nil
 }

@@ -54,6 +54,21 @@ type Claim struct {
 	Seqs    []uint64 `msgpack:"seqs"`
 }
 
+// Subscription is a stored subscription of a queue.
+type Subscription struct {
+	ID         string `msgpack:"id"`
+	Source     string `msgpack:"source"` // the queue
+	Subscriber string `msgpack:"subscriber"`
+	TTL        int64  `msgpack:"ttl"`     // seconds, as configured
+	Created    int64  `msgpack:"created"` // ns; age counts from here
+	Expires    int64  `msgpack:"expires"` // ns
+	Options    []byte `msgpack:"options"` // compact JSON object
+	Confirmed  bool   `msgpack:"confirmed"`
+}
+
+// Live reports whether the subscription exists at time now.
+func (s *Subscription) Live(now int64) bool { return now < s.Expires }
+
 // Outcome is what apply decided for one event, for the API node that
 // appended it to answer with. Status is HTTP-like: 200, 201 and 204 are
 // successes; 400, 403, 404 and 409 are rejections with Title/Description.
@@ -64,6 +79,11 @@ type Outcome struct {
 	Metadata    []byte    `msgpack:"metadata,omitempty"`
 	ClaimID     string    `msgpack:"claim,omitempty"`
 	Messages    []Message `msgpack:"messages,omitempty"` // popped messages, with bodies
+	// ID names what the event created or found (a subscription).
+	ID string `msgpack:"id,omitempty"`
+	// DeadLettered counts the messages a claim moved to its dead-letter
+	// queue; the follow-up event is in the log once the claim is applied.
+	DeadLettered int `msgpack:"dead,omitempty"`
 }
 
 // A stored message is two keys: its header (everything but the body, in

@@ -176,11 +176,23 @@ func (p *Projector) run(ctx context.Context, part int32) {
 
 // follow applies partition part until ctx ends or something fails.
 func (p *Projector) follow(ctx context.Context, part int32) error {
+	// Follow-ups of batches committed before a crash or a failed append
+	// go out first; the watermark then catches up with the store.
+	if err := p.flushOutbox(ctx, part); err != nil {
+		return err
+	}
+	applied, err := p.store.Applied(part)
+	if err != nil {
+		return err
+	}
+	if applied > p.parts[part].applied.Load() {
+		p.parts[part].advance(applied)
+	}
 	a, err := newApplier(p.store.db, part)
 	if err != nil {
 		return err
 	}
-	cur, err := p.log.OpenCursor(part, p.parts[part].applied.Load())
+	cur, err := p.log.OpenCursor(part, applied)
 	if err != nil {
 		return err
 	}
@@ -212,6 +224,12 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
+	}
+	if a.outboxed {
+		a.outboxed = false
+		if err := p.flushOutbox(ctx, part); err != nil {
+			return err
+		}
 	}
 	p.parts[part].advance(next)
 	return nil

@@ -132,6 +132,13 @@ func (h *Handler) routes() {
 	h.handle("GET", q+"/claims/:claim_id", h.getClaim)
 	h.handle("PATCH", q+"/claims/:claim_id", h.renewClaim)
 	h.handle("DELETE", q+"/claims/:claim_id", h.releaseClaim)
+
+	h.handle("GET", q+"/subscriptions", h.listSubscriptions)
+	h.handle("POST", q+"/subscriptions", h.createSubscription)
+	h.handle("GET", q+"/subscriptions/:subscription_id", h.getSubscription)
+	h.handle("PATCH", q+"/subscriptions/:subscription_id", h.updateSubscription)
+	h.handle("DELETE", q+"/subscriptions/:subscription_id", h.deleteSubscription)
+	h.handle("PUT", q+"/subscriptions/:subscription_id/confirm", h.confirmSubscription)
 }
 
 var propagator = propagation.TraceContext{}
