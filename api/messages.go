@@ -136,7 +136,11 @@ func (s *Service) ListMessages(ctx context.Context, c Caller, queue string, l Me
 		}
 		after = m
 	}
-	msgs, err := s.store.ListMessages(c.Project, queue, projection.ListFilter{
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, l.IncludeDelayed, err
+	}
+	msgs, err := store.ListMessages(c.Project, queue, projection.ListFilter{
 		After: after, Limit: l.Limit, Echo: l.Echo, ClientID: c.ClientID,
 		IncludeClaimed: l.IncludeClaimed, IncludeDelayed: l.IncludeDelayed,
 	}, s.Now())
@@ -151,7 +155,11 @@ func (s *Service) GetMessages(ctx context.Context, c Caller, queue string, ids [
 	if len(ids) < 1 || len(ids) > s.cfg.MaxMessagesPerPage {
 		return nil, BadRequest("Limit must be at least 1 and may not be greater than %d.", s.cfg.MaxMessagesPerPage)
 	}
-	msgs, err := s.store.Messages(c.Project, queue, ids, s.Now())
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := store.Messages(c.Project, queue, ids, s.Now())
 	if err != nil {
 		return nil, Unavailable("Messages could not be read.", err)
 	}
@@ -169,7 +177,11 @@ func NoMessagesError(c Caller, queue string, ids []string) *Error {
 
 // GetMessage returns one live message.
 func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (*projection.Message, error) {
-	msgs, err := s.store.Messages(c.Project, queue, []string{id}, s.Now())
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := store.Messages(c.Project, queue, []string{id}, s.Now())
 	if err != nil {
 		return nil, Unavailable("Message could not be read.", err)
 	}
@@ -273,22 +285,26 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	if err != nil {
 		return "", nil, err
 	}
+	r, err := s.replicaFor(ctx, c.Project, queue)
+	if err != nil {
+		return "", nil, err
+	}
 	pl := &hlog.ClaimCreatedV1{TTL: ttl, Grace: grace, Limit: int(limit)}
-	if err := s.deadLetterSettings(c, queue, pl); err != nil {
+	if err := deadLetterSettings(r.Store, c, queue, pl); err != nil {
 		return "", nil, err
 	}
 	ev, err := s.event(hlog.ClaimCreated, c, queue, pl)
 	if err != nil {
 		return "", nil, err
 	}
-	_, _, out, err := s.write(ctx, c, ev)
+	_, _, out, err := s.writeTo(ctx, c, r, ev)
 	if err != nil {
 		return "", nil, err
 	}
 	if out.DeadLettered > 0 {
 		// The move is in the log; wait until the dead-letter queue shows
 		// it, so the caller reads its own write there too.
-		if err := s.waitQueueApplied(ctx, c, pl.DeadLetterQueue); err != nil {
+		if err := s.waitQueueApplied(ctx, r, c.Project, pl.DeadLetterQueue); err != nil {
 			return "", nil, err
 		}
 	}
@@ -297,7 +313,7 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	}
 	// Read back what the claim holds now; a message deleted in between by
 	// a bulk delete is simply no longer part of it.
-	_, msgs, err := s.store.Claim(c.Project, queue, out.ClaimID, s.Now())
+	_, msgs, err := r.Store.Claim(c.Project, queue, out.ClaimID, s.Now())
 	if err != nil {
 		return "", nil, Unavailable("Claim could not be read.", err)
 	}
@@ -307,8 +323,8 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 // deadLetterSettings copies the queue's dead-letter metadata into a claim
 // event: _max_claim_count and _dead_letter_queue must both be set (a null
 // count means no limit), _dead_letter_queue_messages_ttl is optional.
-func (s *Service) deadLetterSettings(c Caller, queue string, pl *hlog.ClaimCreatedV1) error {
-	q, err := s.store.Queue(c.Project, queue)
+func deadLetterSettings(store *projection.Store, c Caller, queue string, pl *hlog.ClaimCreatedV1) error {
+	q, err := store.Queue(c.Project, queue)
 	if err != nil {
 		return Unavailable("Messages could not be claimed.", err)
 	}
@@ -329,17 +345,17 @@ func (s *Service) deadLetterSettings(c Caller, queue string, pl *hlog.ClaimCreat
 	return nil
 }
 
-// waitQueueApplied waits until the local projection applied everything
-// the log holds for queue's partition now.
-func (s *Service) waitQueueApplied(ctx context.Context, c Caller, queue string) error {
-	p := hlog.PartitionFor(hlog.QueueKey(c.Project, queue), s.log.Partitions())
-	end, err := s.log.End(ctx, p)
+// waitQueueApplied waits until replica r applied everything its log holds
+// now for queue's partition.
+func (s *Service) waitQueueApplied(ctx context.Context, r *projection.Replica, project, queue string) error {
+	p := hlog.PartitionFor(hlog.QueueKey(project, queue), r.Log.Partitions())
+	end, err := r.Log.End(ctx, p)
 	if err != nil || end == 0 {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
-	if err := s.projector.WaitApplied(wctx, p, end-1); err != nil {
+	if err := r.Projector.WaitApplied(wctx, p, end-1); err != nil {
 		return Unavailable("The request was recorded but is not applied yet.", err)
 	}
 	return nil
@@ -351,7 +367,11 @@ func claimNotFound(c Caller, queue, id string) *Error {
 
 // GetClaim returns a live claim and its messages.
 func (s *Service) GetClaim(ctx context.Context, c Caller, queue, id string) (*projection.Claim, []projection.Message, error) {
-	cl, msgs, err := s.store.Claim(c.Project, queue, id, s.Now())
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, msgs, err := store.Claim(c.Project, queue, id, s.Now())
 	if err != nil {
 		return nil, nil, Unavailable("Claim could not be read.", err)
 	}

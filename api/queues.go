@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,17 @@ import (
 func (s *Service) CreateQueue(ctx context.Context, c Caller, queue string, meta map[string]any) (bool, error) {
 	if err := projection.ValidateMetadata(meta, s.limits()); err != nil {
 		return false, BadRequest("%s", err.Error())
+	}
+	if flavor, ok := meta["_flavor"].(string); ok && flavor != "" {
+		_, exists, err := s.QueueMetadata(ctx, c, queue)
+		if err != nil {
+			return false, err
+		}
+		if !exists {
+			if err := s.placeQueue(ctx, c, queue, flavor); err != nil {
+				return false, err
+			}
+		}
 	}
 	raw := []byte("{}")
 	if len(meta) > 0 {
@@ -39,7 +51,11 @@ func (s *Service) limits() projection.Limits {
 // QueueMetadata returns the stored metadata of a queue ({} when the queue
 // does not exist) and whether it exists.
 func (s *Service) QueueMetadata(ctx context.Context, c Caller, queue string) (map[string]any, bool, error) {
-	q, err := s.store.Queue(c.Project, queue)
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, false, err
+	}
+	q, err := store.Queue(c.Project, queue)
 	if err != nil {
 		return nil, false, Unavailable("Queue metadata could not be retrieved.", err)
 	}
@@ -129,16 +145,36 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, l QueueListing) ([]p
 	if l.Limit < 1 || l.Limit > s.cfg.MaxQueuesPerPage {
 		return nil, 0, BadRequest("Limit must be at least 1 and no greater than %d.", s.cfg.MaxQueuesPerPage)
 	}
-	qs, n, err := s.store.ListQueues(c.Project, projection.QueueFilter{Marker: l.Marker, Limit: l.Limit, Name: l.Name, Meta: l.Meta}, l.WithCount)
+	replicas, err := s.pools.replicas(ctx)
 	if err != nil {
-		return nil, 0, Unavailable("Queues could not be listed.", err)
+		return nil, 0, err
 	}
-	return qs, n, nil
+	// Every replica lists its queues in name order; the page is the first
+	// Limit of their merge. A queue placed on a pool is never also on
+	// another log, so nothing repeats.
+	var all []projection.Queue
+	total := 0
+	for _, r := range replicas {
+		qs, n, err := r.Store.ListQueues(c.Project, projection.QueueFilter{Marker: l.Marker, Limit: l.Limit, Name: l.Name, Meta: l.Meta}, l.WithCount)
+		if err != nil {
+			return nil, 0, Unavailable("Queues could not be listed.", err)
+		}
+		all, total = append(all, qs...), total+n
+	}
+	if len(replicas) > 1 {
+		sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+		all = all[:min(len(all), l.Limit)]
+	}
+	return all, total, nil
 }
 
 // QueueStats counts the queue's messages now.
 func (s *Service) QueueStats(ctx context.Context, c Caller, queue string) (projection.Stats, error) {
-	st, err := s.store.QueueStats(c.Project, queue, s.Now())
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return projection.Stats{}, err
+	}
+	st, err := store.QueueStats(c.Project, queue, s.Now())
 	if err != nil {
 		return st, Unavailable("Queue stats could not be read.", err)
 	}

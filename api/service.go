@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -43,6 +44,12 @@ type Config struct {
 	DefaultSubscriptionTTL  int64
 	MaxSubscriptionsPerPage int
 
+	// PoolDir holds the projections of pools (one directory each) and
+	// Partitions is the partition count of pool logs.
+	PoolDir    string
+	Partitions int32
+	Logger     *slog.Logger
+
 	// ApplyTimeout bounds how long a write waits for its own event to be
 	// applied before answering 503 (the event is not lost).
 	ApplyTimeout time.Duration
@@ -73,6 +80,12 @@ func (c *Config) withDefaults() {
 	def(&c.MaxClaimGrace, 43200)
 	def(&c.DefaultSubscriptionTTL, 3600)
 	defInt(&c.MaxSubscriptionsPerPage, 20)
+	if c.Partitions == 0 {
+		c.Partitions = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
@@ -81,17 +94,17 @@ func (c *Config) withDefaults() {
 // Service implements the operations. It is safe for concurrent use.
 type Service struct {
 	cfg       Config
-	log       hlog.Log
-	store     *projection.Store
-	projector *projection.Projector
+	pools     *poolSet
 	now       func() time.Time
 	tracer    trace.Tracer
 	appendDur metric.Float64Histogram
 }
 
-// New returns a service writing to l and reading s, which p projects.
-// now is the clock for event times and reads (time.Now in production).
-func New(cfg Config, l hlog.Log, s *projection.Store, p *projection.Projector, now func() time.Time) (*Service, error) {
+// New returns a service over the node's own replica (its log, projection
+// and projector) and the pools its catalog names. now is the clock for
+// event times and reads (time.Now in production). Close closes the pools
+// it opened; the caller keeps owning primary.
+func New(cfg Config, primary *projection.Replica, now func() time.Time) (*Service, error) {
 	cfg.withDefaults()
 	if now == nil {
 		now = time.Now
@@ -102,9 +115,13 @@ func New(cfg Config, l hlog.Log, s *projection.Store, p *projection.Projector, n
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: l, store: s, projector: p, now: now,
-		tracer: otel.Tracer("github.com/heraldmq/herald/api"), appendDur: hist}, nil
+	s := &Service{cfg: cfg, now: now, tracer: otel.Tracer("github.com/heraldmq/herald/api"), appendDur: hist}
+	s.pools = &poolSet{primary: primary, dir: cfg.PoolDir, partitions: cfg.Partitions, cfg: &s.cfg, open: map[string]*openPool{}}
+	return s, nil
 }
+
+// Close closes the replicas of the pools the service opened.
+func (s *Service) Close(ctx context.Context) error { return s.pools.close(ctx) }
 
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
@@ -149,9 +166,19 @@ func NormalizeClientID(s string) (string, bool) {
 
 var propagator = propagation.TraceContext{}
 
-// write appends ev for caller c, waits until the local projector applied
-// it and returns its position and outcome.
+// write appends ev to the log of its queue (see replicaFor) for caller c,
+// waits until the local projector applied it and returns its position and
+// outcome.
 func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, int64, *projection.Outcome, error) {
+	r, err := s.replicaFor(ctx, ev.Project, ev.Queue)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	return s.writeTo(ctx, c, r, ev)
+}
+
+// writeTo is write to the log of replica r.
+func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, ev *hlog.Event) (int32, int64, *projection.Outcome, error) {
 	ev.ClientID, ev.RequestID = c.ClientID, c.RequestID
 	ctx, span := s.tracer.Start(ctx, "log.append", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("herald.event_type", string(ev.Type))))
@@ -165,7 +192,7 @@ func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, i
 		return 0, 0, nil, err
 	}
 	start := time.Now()
-	if err := s.log.Append(ctx, rec); err != nil {
+	if err := r.Log.Append(ctx, rec); err != nil {
 		span.RecordError(err)
 		return 0, 0, nil, Unavailable(fmt.Sprintf("%s could not be written.", ev.Type), err)
 	}
@@ -174,7 +201,7 @@ func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, i
 
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
-	if err := s.projector.WaitApplied(wctx, rec.Partition, rec.Offset); err != nil {
+	if err := r.Projector.WaitApplied(wctx, rec.Partition, rec.Offset); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return 0, 0, nil, Unavailable("The request was recorded but is not applied yet.", err)
 		}
@@ -183,7 +210,7 @@ func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, i
 	if !projection.HasOutcome(ev.Type) {
 		return rec.Partition, rec.Offset, nil, nil
 	}
-	out, err := s.store.Outcome(rec.Partition, rec.Offset)
+	out, err := r.Store.Outcome(rec.Partition, rec.Offset)
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -199,9 +226,10 @@ func (s *Service) event(t hlog.Type, c Caller, queue string, payload any) (*hlog
 
 // Ready reports whether the log and the projection answer (GET /v2/ping).
 func (s *Service) Ready(ctx context.Context) bool {
-	if _, err := s.log.End(ctx, 0); err != nil {
+	r := s.pools.primary
+	if _, err := r.Log.End(ctx, 0); err != nil {
 		return false
 	}
-	_, err := s.store.Applied(0)
+	_, err := r.Store.Applied(0)
 	return err == nil
 }

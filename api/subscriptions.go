@@ -188,7 +188,11 @@ func (s *Service) ConfirmSubscription(ctx context.Context, c Caller, queue, id s
 
 // GetSubscription returns a live subscription of queue.
 func (s *Service) GetSubscription(ctx context.Context, c Caller, queue, id string) (*projection.Subscription, error) {
-	sub, err := s.store.Subscription(c.Project, queue, id, s.Now())
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := store.Subscription(c.Project, queue, id, s.Now())
 	if err != nil {
 		return nil, Unavailable("Subscription could not be retrieved.", err)
 	}
@@ -206,7 +210,11 @@ func (s *Service) ListSubscriptions(ctx context.Context, c Caller, queue, marker
 	if limit < 1 || limit > s.cfg.MaxSubscriptionsPerPage {
 		return nil, BadRequest("Limit must be at least 1 and may not be greater than %d.", s.cfg.MaxSubscriptionsPerPage)
 	}
-	subs, err := s.store.Subscriptions(c.Project, queue, marker, limit, s.Now())
+	store, err := s.storeFor(ctx, c, queue)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := store.Subscriptions(c.Project, queue, marker, limit, s.Now())
 	if err != nil {
 		return nil, Unavailable("Subscriptions could not be listed.", err)
 	}

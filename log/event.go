@@ -42,6 +42,17 @@ const (
 	// MessagesDeadLettered is a follow-up event: the projector appends it
 	// when a claim moves messages to a dead-letter queue.
 	MessagesDeadLettered Type = "messages.dead_lettered" // MessagesDeadLetteredV1
+
+	// Pool and flavor events are the admin catalog. They live in the
+	// node's own log under the empty project and queue (AdminKey); queue
+	// placements live under the queue's key.
+	PoolPut       Type = "pool.put"       // PoolPutV1
+	PoolPatched   Type = "pool.patched"   // PoolPatchedV1
+	PoolDeleted   Type = "pool.deleted"   // PoolDeletedV1
+	FlavorPut     Type = "flavor.put"     // FlavorPutV1
+	FlavorPatched Type = "flavor.patched" // FlavorPatchedV1
+	FlavorDeleted Type = "flavor.deleted" // FlavorDeletedV1
+	QueuePlaced   Type = "queue.placed"   // QueuePlacedV1
 )
 
 // CurrentVersion is the envelope version this build writes.
@@ -180,6 +191,59 @@ type MessagesDeadLetteredV1 struct {
 	Messages        []DeadLetter `msgpack:"messages"`
 }
 
+// PoolPutV1 creates or replaces a pool: a log (URI, see OpenURI) that
+// queues of its flavor live on. Apply answers 409 when another pool has
+// the URI. Options is a compact JSON object.
+type PoolPutV1 struct {
+	Name    string `msgpack:"name"`
+	URI     string `msgpack:"uri"`
+	Weight  int64  `msgpack:"weight"`
+	Flavor  string `msgpack:"flavor,omitempty"`
+	Options []byte `msgpack:"options,omitempty"`
+}
+
+// PoolPatchedV1 changes the given fields of a pool (404 when missing,
+// 409 on a URI of another pool). An empty Flavor detaches the pool.
+type PoolPatchedV1 struct {
+	Name    string  `msgpack:"name"`
+	URI     *string `msgpack:"uri,omitempty"`
+	Weight  *int64  `msgpack:"weight,omitempty"`
+	Flavor  *string `msgpack:"flavor,omitempty"`
+	Options []byte  `msgpack:"options,omitempty"`
+}
+
+// PoolDeletedV1 deletes a pool, unless it is the last pool of its flavor
+// (403).
+type PoolDeletedV1 struct {
+	Name string `msgpack:"name"`
+}
+
+// FlavorPutV1 creates or replaces a flavor and assigns Pools to it (400
+// when one does not exist). Capabilities is a compact JSON object.
+type FlavorPutV1 struct {
+	Name         string   `msgpack:"name"`
+	Pools        []string `msgpack:"pools"`
+	Capabilities []byte   `msgpack:"capabilities,omitempty"`
+}
+
+// FlavorPatchedV1 makes Pools the pools of an existing flavor (404 when
+// missing, 400 for an unknown pool).
+type FlavorPatchedV1 struct {
+	Name  string   `msgpack:"name"`
+	Pools []string `msgpack:"pools"`
+}
+
+// FlavorDeletedV1 deletes a flavor and detaches its pools.
+type FlavorDeletedV1 struct {
+	Name string `msgpack:"name"`
+}
+
+// QueuePlacedV1 records that the event's queue lives on Pool. It is
+// written before the queue is created on the pool's log.
+type QueuePlacedV1 struct {
+	Pool string `msgpack:"pool"`
+}
+
 // SubscriptionCreatedV1 is POST /v2/queues/{q}/subscriptions, validated.
 // Apply returns the existing subscription's id when the same subscriber is
 // subscribed but unconfirmed (outcome 201, nothing changes), 409 when it
@@ -240,6 +304,9 @@ func NewEvent(t Type, project, queue string, now int64, payload any) (*Event, er
 // Key is the record key of the event: all events of one queue share it and
 // therefore one partition.
 func (e *Event) Key() []byte { return QueueKey(e.Project, e.Queue) }
+
+// AdminKey is the record key of pool and flavor events.
+var AdminKey = QueueKey("", "")
 
 // QueueKey is the record key of every event of queue in project.
 func QueueKey(project, queue string) []byte { return []byte(project + "/" + queue) }

@@ -140,7 +140,7 @@ func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, e
 func HasOutcome(t hlog.Type) bool {
 	switch t {
 	case hlog.QueueDeleted, hlog.QueuePurged, hlog.MessagesPosted, hlog.MessagesDeleted, hlog.ClaimReleased,
-		hlog.SubscriptionDeleted, hlog.MessagesDeadLettered:
+		hlog.SubscriptionDeleted, hlog.MessagesDeadLettered, hlog.FlavorDeleted, hlog.QueuePlaced:
 		return false
 	}
 	return true
@@ -253,6 +253,48 @@ func (a *applier) dispatch(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome
 			return nil, err
 		}
 		return nil, a.deleteSubscription(b, ev, pl.ID)
+	case hlog.PoolPut:
+		var pl hlog.PoolPutV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.putPool(b, &pl)
+	case hlog.PoolPatched:
+		var pl hlog.PoolPatchedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.patchPool(b, &pl)
+	case hlog.PoolDeleted:
+		var pl hlog.PoolDeletedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.deletePool(b, &pl)
+	case hlog.FlavorPut:
+		var pl hlog.FlavorPutV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.putFlavor(b, pl.Name, pl.Pools, pl.Capabilities, true)
+	case hlog.FlavorPatched:
+		var pl hlog.FlavorPatchedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return a.putFlavor(b, pl.Name, pl.Pools, nil, false)
+	case hlog.FlavorDeleted:
+		var pl hlog.FlavorDeletedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.deleteFlavor(b, pl.Name)
+	case hlog.QueuePlaced:
+		var pl hlog.QueuePlacedV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.placeQueue(b, ev, pl.Pool)
 	}
 	return nil, &badEvent{fmt.Sprintf("unknown event type %q", ev.Type)}
 }

@@ -22,6 +22,9 @@ import (
 //	                                                 that position, not yet appended: the outbox
 //	'w' | partition u32 | source partition u32       offset u64 of the last follow-up from the source
 //	                                                 partition that this partition applied
+//	'P' | name                                       Pool
+//	'F' | name                                       Flavor
+//	'L' | str(project) | str(queue)                  name of the pool the queue is placed on
 //
 // str(s) escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01, which keeps byte
 // order equal to string order and makes every 'm' queue prefix end before
@@ -37,6 +40,9 @@ const (
 	tagSubUniq = 'u'
 	tagOutbox  = 'f'
 	tagFollow  = 'w'
+	tagPool    = 'P'
+	tagFlavor  = 'F'
+	tagPlace   = 'L'
 
 	subSeq   = 's'
 	subBody  = 'b'
@@ -165,6 +171,13 @@ func outboxPartition(p int32) []byte { return appendU32([]byte{tagOutbox}, uint3
 
 func followKey(p, src int32) []byte {
 	return appendU32(appendU32([]byte{tagFollow}, uint32(p)), uint32(src))
+}
+
+func poolKey(name string) []byte   { return append([]byte{tagPool}, name...) }
+func flavorKey(name string) []byte { return append([]byte{tagFlavor}, name...) }
+
+func placementKey(project, queue string) []byte {
+	return appendStr(appendStr([]byte{tagPlace}, project), queue)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix b.

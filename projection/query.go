@@ -317,3 +317,41 @@ func (s *Store) Claim(project, queue, id string, now int64) (*Claim, []Message, 
 func (s *Store) Outcome(p int32, off int64) (*Outcome, error) {
 	return getRecord[Outcome](s.db, outcomeKey(p, off))
 }
+
+// Volume counts live messages.
+type Volume struct{ Free, Claimed, Total int }
+
+// MessageVolume counts the live messages of every queue at now. It reads
+// every message header (not the bodies): an admin query, not a hot path.
+func (s *Store) MessageVolume(now int64) (Volume, error) {
+	var v Volume
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagMsgs}, UpperBound: []byte{tagMsgs + 1}})
+	if err != nil {
+		return v, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		_, r1, ok1 := readStr(it.Key()[1:])
+		_, r2, ok2 := readStr(r1)
+		if !ok1 || !ok2 {
+			return v, fmt.Errorf("projection: corrupt message key %x", it.Key())
+		}
+		prefix := append([]byte(nil), it.Key()[:len(it.Key())-len(r2)]...)
+		headers := sub(prefix, subSeq)
+		for ok = it.SeekGE(headers); ok && bytes.HasPrefix(it.Key(), headers); ok = it.Next() {
+			var m Message
+			if err := decodeHeader(it.Value(), &m); err != nil {
+				return v, err
+			}
+			if m.Live(now) {
+				v.Total++
+				if m.Claimed(now) {
+					v.Claimed++
+				}
+			}
+		}
+		ok = it.SeekGE(prefixEnd(prefix))
+	}
+	v.Free = v.Total - v.Claimed
+	return v, it.Error()
+}

@@ -31,6 +31,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, is served at GET /metrics (Prometheus format).
 	Metrics http.Handler
+	// AdminMode serves the admin API: health, pools and flavors.
+	AdminMode bool
 }
 
 // Handler is the REST API as an http.Handler.
@@ -40,6 +42,7 @@ type Handler struct {
 	logger  *slog.Logger
 	tracer  trace.Tracer
 	latency metric.Float64Histogram
+	home    []byte // the JSON-Home document
 }
 
 // New returns the REST API over svc.
@@ -90,6 +93,10 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 		r.Handler(http.MethodGet, "/metrics", opts.Metrics)
 	}
 	h.routes()
+	h.home = homeDoc(opts.AdminMode)
+	if opts.AdminMode {
+		h.adminRoutes()
+	}
 	return h, nil
 }
 

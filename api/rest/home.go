@@ -39,7 +39,9 @@ func resource(tmpl string, vars map[string]string, allow ...string) map[string]a
 
 const qv = "param/queue_name"
 
-var homeDoc = func() []byte {
+// homeDoc builds the JSON-Home document; admin mode adds the admin
+// resources.
+func homeDoc(admin bool) []byte {
 	q := map[string]string{"queue_name": qv}
 	res := map[string]any{
 		"rel/queues":             resource("/v2/queues{?marker,limit,detailed}", map[string]string{"marker": "param/marker", "limit": "param/queue_limit", "detailed": "param/detailed"}, "GET"),
@@ -62,20 +64,30 @@ var homeDoc = func() []byte {
 		"rel/subscription_patch": resource("/v2/queues/{queue_name}/subscriptions/{subscriptions_id}", map[string]string{"queue_name": qv, "subscriptions_id": "param/subscriptions_id"}, "PATCH"),
 		"rel/ping":               map[string]any{"href-template": "/v2/ping", "hints": map[string]any{"allow": []string{"GET"}, "formats": map[string]any{"application/json": map[string]any{}}}},
 	}
+	if admin {
+		pool := map[string]string{"pool_name": "param/pool_name"}
+		flavor := map[string]string{"flavor_name": "param/flavor_name"}
+		list := map[string]string{"detailed": "param/detailed", "limit": "param/pool_limit", "marker": "param/marker"}
+		res["rel/pools"] = resource("/v2/pools{?detailed,limit,marker}", list, "GET")
+		res["rel/pool"] = resource("/v2/pools/{pool_name}", pool, "GET", "PUT", "PATCH", "DELETE")
+		res["rel/flavors"] = resource("/v2/flavors{?detailed,limit,marker}", list, "GET")
+		res["rel/flavor"] = resource("/v2/flavors/{flavor_name}", flavor, "GET", "PUT", "PATCH", "DELETE")
+		res["rel/health"] = map[string]any{"href": "/v2/health", "hints": map[string]any{"allow": []string{"GET"}, "formats": map[string]any{"application/json": map[string]any{}}}}
+	}
 	b, err := json.MarshalIndent(map[string]any{"resources": res}, "", "    ")
 	if err != nil {
 		panic(err)
 	}
 	return b
-}()
+}
 
 // homeDoc answers GET /v2/ with the JSON-Home document.
 func (h *Handler) homeDoc(w http.ResponseWriter, _ *request) error {
 	w.Header().Set("Content-Type", "application/json-home")
 	w.Header().Set("Cache-Control", "max-age=86400")
-	w.Header().Set("Content-Length", strconv.Itoa(len(homeDoc)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(h.home)))
 	w.WriteHeader(200)
-	_, err := bytes.NewReader(homeDoc).WriteTo(w)
+	_, err := bytes.NewReader(h.home).WriteTo(w)
 	_ = err // the client went away; nothing to answer
 	return nil
 }

@@ -86,6 +86,7 @@ func serve(args []string, stderr io.Writer) int {
 		logFormat  = fs.String("log-format", "text", "log format: text or json")
 		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
 		shutdown   = fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for running requests")
+		adminMode  = fs.Bool("admin-mode", false, "serve the admin API: /v2/health, /v2/pools and /v2/flavors (callers need the admin role)")
 	)
 	var cfg api.Config
 	fs.Int64Var(&cfg.DefaultMessageTTL, "default-message-ttl", 3600, "message TTL (s) when neither the message nor the queue sets one")
@@ -100,6 +101,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Int64Var(&cfg.MaxMessageDelay, "max-message-delay", 900, "largest message delay (s)")
 	fs.Int64Var(&cfg.MaxClaimTTL, "max-claim-ttl", 43200, "largest claim TTL (s)")
 	fs.Int64Var(&cfg.MaxClaimGrace, "max-claim-grace", 43200, "largest claim grace (s)")
+	fs.Int64Var(&cfg.DefaultSubscriptionTTL, "default-subscription-ttl", 3600, "subscription TTL (s) when the request sets none")
+	fs.IntVar(&cfg.MaxSubscriptionsPerPage, "max-subscriptions-per-page", 20, "largest subscription list page")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\nRuns a Herald node. With no flags it keeps everything under ./data and\nserves the Zaqar v2 REST API on 127.0.0.1:8888.\n\nFlags (each also read from the environment variable shown):\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -131,7 +134,7 @@ func serve(args []string, stderr io.Writer) int {
 	cfg.ApplyTimeout = *applyWait
 	sc := server.Config{
 		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
-		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, Logger: logger,
+		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, AdminMode: *adminMode, Logger: logger,
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")

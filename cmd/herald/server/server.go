@@ -55,25 +55,25 @@ type Config struct {
 	// (keep it on loopback: profiles reveal internals).
 	DebugListen string
 	API         api.Config
-	Logger      *slog.Logger
+	// AdminMode serves the admin API (health, pools, flavors).
+	AdminMode bool
+	Logger    *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
 }
 
 // Server is a running node.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	log       hlog.Log
-	store     *projection.Store
-	projector *projection.Projector
-	svc       *api.Service
-	http      *http.Server
-	listener  net.Listener
-	debug     *http.Server
-	serveErr  chan error
-	tracing   *sdktrace.TracerProvider
-	meters    *sdkmetric.MeterProvider
+	cfg      Config
+	logger   *slog.Logger
+	primary  *projection.Replica
+	svc      *api.Service
+	http     *http.Server
+	listener net.Listener
+	debug    *http.Server
+	serveErr chan error
+	tracing  *sdktrace.TracerProvider
+	meters   *sdkmetric.MeterProvider
 }
 
 // Start opens the log and the projection, catches the projection up with
@@ -104,34 +104,30 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	var l hlog.Log
 	if len(cfg.Brokers) > 0 {
-		s.log, err = hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: cfg.Brokers, Topic: cfg.Topic, Partitions: cfg.Partitions})
+		l, err = hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: cfg.Brokers, Topic: cfg.Topic, Partitions: cfg.Partitions})
 	} else {
-		s.log, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions, Logger: cfg.Logger})
+		l, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions, Logger: cfg.Logger})
 	}
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = projection.Open(filepath.Join(cfg.DataDir, "projection"), cfg.Logger); err != nil {
+	start := time.Now()
+	if s.primary, err = projection.StartReplica(ctx, l, filepath.Join(cfg.DataDir, "projection"), cfg.Logger); err != nil {
 		return nil, err
 	}
-	s.projector = projection.NewProjector(s.store, s.log, projection.ProjectorOptions{Logger: cfg.Logger})
-	if err := s.projector.Start(); err != nil {
-		return nil, err
-	}
+	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
 	if err := s.registerLag(); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	if err := s.projector.CatchUp(ctx); err != nil {
-		return nil, fmt.Errorf("catch up with the log: %w", err)
-	}
-	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
 
-	if s.svc, err = api.New(cfg.API, s.log, s.store, s.projector, cfg.Now); err != nil {
+	apiCfg := cfg.API
+	apiCfg.PoolDir, apiCfg.Partitions, apiCfg.Logger = filepath.Join(cfg.DataDir, "pools"), cfg.Partitions, cfg.Logger
+	if s.svc, err = api.New(apiCfg, s.primary, cfg.Now); err != nil {
 		return nil, err
 	}
-	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +156,7 @@ func (s *Server) logKind() string {
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
 // Store is the node's projection (tests read digests from it).
-func (s *Server) Store() *projection.Store { return s.store }
+func (s *Server) Store() *projection.Store { return s.primary.Store }
 
 // Done reports a listener failure.
 func (s *Server) Done() <-chan error { return s.serveErr }
@@ -181,14 +177,11 @@ func (s *Server) close(ctx context.Context) error {
 	if s.debug != nil {
 		errs = append(errs, s.debug.Close())
 	}
-	if s.projector != nil {
-		errs = append(errs, s.projector.Shutdown(ctx))
+	if s.svc != nil {
+		errs = append(errs, s.svc.Close(ctx))
 	}
-	if s.store != nil {
-		errs = append(errs, s.store.Close())
-	}
-	if s.log != nil {
-		errs = append(errs, s.log.Close())
+	if s.primary != nil {
+		errs = append(errs, s.primary.Close(ctx))
 	}
 	if s.tracing != nil {
 		errs = append(errs, s.tracing.Shutdown(ctx))
@@ -238,9 +231,10 @@ func (s *Server) registerLag() error {
 		return err
 	}
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		ends, err := s.log.Ends(ctx) // one request per scrape, not one per partition
-		for p := range s.log.Partitions() {
-			a := s.projector.Applied(p)
+		r := s.primary
+		ends, err := r.Log.Ends(ctx) // one request per scrape, not one per partition
+		for p := range r.Log.Partitions() {
+			a := r.Projector.Applied(p)
 			attrs := metric.WithAttributes(attribute.Int("partition", int(p)))
 			o.ObserveInt64(applied, a, attrs)
 			if err == nil {
