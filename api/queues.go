@@ -69,6 +69,22 @@ func (s *Service) QueueMetadata(ctx context.Context, c Caller, queue string) (ma
 	return m, true, nil
 }
 
+// TopicQueue is the queue that holds topic name (see
+// projection.TopicPrefix).
+func TopicQueue(name string) string { return projection.TopicPrefix + name }
+
+// WithTopicDefaults is WithReservedDefaults for a topic, whose metadata
+// reports only the first three reserved keys (contract §2.8).
+func (s *Service) WithTopicDefaults(meta map[string]any) map[string]any {
+	out := s.WithReservedDefaults(meta)
+	for _, k := range projection.ReservedKeys[3:] {
+		if _, stored := meta[k]; !stored {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
 // WithReservedDefaults returns a copy of meta with every reserved key whose
 // stored value is missing or falsy set to its default (contract §2.2.3).
 func (s *Service) WithReservedDefaults(meta map[string]any) map[string]any {
@@ -135,6 +151,7 @@ type QueueListing struct {
 	Name      string
 	Meta      map[string]any
 	WithCount bool
+	Topics    bool // list topics instead of queues
 }
 
 // ListQueues lists the caller's queues in name order.
@@ -155,7 +172,8 @@ func (s *Service) ListQueues(ctx context.Context, c Caller, l QueueListing) ([]p
 	var all []projection.Queue
 	total := 0
 	for _, r := range replicas {
-		qs, n, err := r.Store.ListQueues(c.Project, projection.QueueFilter{Marker: l.Marker, Limit: l.Limit, Name: l.Name, Meta: l.Meta}, l.WithCount)
+		f := projection.QueueFilter{Marker: l.Marker, Limit: l.Limit, Name: l.Name, Meta: l.Meta, Topics: l.Topics}
+		qs, n, err := r.Store.ListQueues(c.Project, f, l.WithCount)
 		if err != nil {
 			return nil, 0, Unavailable("Queues could not be listed.", err)
 		}

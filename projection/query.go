@@ -151,17 +151,28 @@ type QueueFilter struct {
 	Limit  int
 	Name   string         // substring of the name
 	Meta   map[string]any // exact-match metadata filters
+	Topics bool           // list topics (without their prefix) instead of queues
 }
+
+// TopicPrefix starts the name of the queue that holds a topic. Topics are
+// queues in a namespace of their own: '~' is no queue name character and
+// sorts after all of them, so a project's topics follow its queues.
+const TopicPrefix = "~"
 
 // ListQueues returns up to f.Limit queues of the project in name order
 // that pass the filter, and the project's total queue count.
 func (s *Store) ListQueues(project string, f QueueFilter, withCount bool) ([]Queue, int, error) {
 	prefix := projectQueuesPrefix(project)
-	lo := prefix
-	if f.Marker != "" {
-		lo = prefixEnd(queueKey(project, f.Marker))
+	lo, hi := prefix, append(append([]byte(nil), prefix...), TopicPrefix...)
+	ns := ""
+	if f.Topics {
+		lo, hi, ns = hi, prefixEnd(prefix), TopicPrefix
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(prefix)})
+	lo0 := lo
+	if f.Marker != "" {
+		lo = prefixEnd(queueKey(project, ns+f.Marker))
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -172,6 +183,7 @@ func (s *Store) ListQueues(project string, f QueueFilter, withCount bool) ([]Que
 		if err := hlog.Unmarshal(it.Value(), &q); err != nil {
 			return nil, 0, fmt.Errorf("projection: decode queue %x: %w", it.Key(), err)
 		}
+		q.Name = strings.TrimPrefix(q.Name, ns)
 		if f.Name != "" && !strings.Contains(q.Name, f.Name) {
 			continue
 		}
@@ -185,7 +197,7 @@ func (s *Store) ListQueues(project string, f QueueFilter, withCount bool) ([]Que
 	}
 	count := 0
 	if withCount {
-		cit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		cit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo0, UpperBound: hi})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -274,7 +274,7 @@ func TestQueuesLiveOnTheirFlavorsPool(t *testing.T) {
 	checkQueues := func(c *client) {
 		t.Helper()
 		page := c.get("/v2/queues?limit=2&with_count=true").expect(t, 200).JSON(t)
-		if names := queueNames(page); !slices.Equal(names, []string{"qa", "qb"}) || page["count"] != 3.0 {
+		if names := listNames(page, "queues"); !slices.Equal(names, []string{"qa", "qb"}) || page["count"] != 3.0 {
 			t.Fatalf("queue page %v", page)
 		}
 		for _, q := range []string{"qa", "qb", "qc"} {
@@ -286,7 +286,7 @@ func TestQueuesLiveOnTheirFlavorsPool(t *testing.T) {
 	}
 	checkQueues(c)
 	// Another project sees none of it.
-	if page := c.inProject("other").get("/v2/queues").expect(t, 200).JSON(t); len(queueNames(page)) != 0 {
+	if page := c.inProject("other").get("/v2/queues").expect(t, 200).JSON(t); len(listNames(page, "queues")) != 0 {
 		t.Fatalf("other project lists %v", page)
 	}
 
@@ -306,14 +306,6 @@ func TestQueuesLiveOnTheirFlavorsPool(t *testing.T) {
 	if !slices.Equal(own, []string{"qc"}) {
 		t.Fatalf("node log holds events of %v", own)
 	}
-}
-
-func queueNames(page map[string]any) []string {
-	var out []string
-	for _, q := range page["queues"].([]any) {
-		out = append(out, q.(map[string]any)["name"].(string))
-	}
-	return out
 }
 
 // readQueuesOfPebbleLog returns the queues that have events other than

@@ -6,7 +6,8 @@ import (
 	"github.com/heraldmq/herald/api"
 )
 
-func claimHref(q, id string) string { return "/v2/queues/" + q + "/claims/" + id }
+// claimHref is the href of claim id under base, the queue or topic path.
+func claimHref(base, id string) string { return base + "/claims/" + id }
 
 // claimBody parses the optional {"ttl", "grace"} body of claim requests.
 // A null value counts as absent, so python-zaqarclient's queue.claim(),
@@ -68,8 +69,8 @@ func (h *Handler) createClaim(w http.ResponseWriter, r *request) error {
 		noContent(w)
 		return nil
 	}
-	w.Header().Set("Location", claimHref(r.queue, id))
-	writeJSON(w, http.StatusCreated, map[string]any{"messages": renderMessages(r.queue, msgs, h.svc.Now())})
+	w.Header().Set("Location", claimHref(r.base, id))
+	writeJSON(w, http.StatusCreated, map[string]any{"messages": renderMessages(r.base, msgs, h.svc.Now())})
 	return nil
 }
 
@@ -83,8 +84,8 @@ func (h *Handler) getClaim(w http.ResponseWriter, r *request) error {
 	writeJSON(w, 200, map[string]any{
 		"age":      api.Age(c.Updated, now),
 		"ttl":      c.TTL,
-		"href":     claimHref(r.queue, id),
-		"messages": renderMessages(r.queue, msgs, now),
+		"href":     claimHref(r.base, id),
+		"messages": renderMessages(r.base, msgs, now),
 	})
 	return nil
 }

@@ -107,7 +107,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.S
 type request struct {
 	*http.Request
 	caller api.Caller
+	// queue is the queue the route names; a topic is the queue
+	// api.TopicQueue(name), and base is the path of either.
 	queue  string
+	base   string
+	topic  bool
 	params httprouter.Params
 }
 
@@ -146,6 +150,29 @@ func (h *Handler) routes() {
 	h.handle("PATCH", q+"/subscriptions/:subscription_id", h.updateSubscription)
 	h.handle("DELETE", q+"/subscriptions/:subscription_id", h.deleteSubscription)
 	h.handle("PUT", q+"/subscriptions/:subscription_id/confirm", h.confirmSubscription)
+
+	// Topics behave like queues of their own namespace, without claims
+	// (contract §2.8; the message and subscription routes as B11
+	// recommends).
+	const t = "/v2/topics/:topic_name"
+	h.handle("GET", "/v2/topics", h.listQueues)
+	h.handle("PUT", t, h.createQueue)
+	h.handle("GET", t, h.getQueue)
+	h.handle("PATCH", t, h.patchQueue)
+	h.handle("DELETE", t, h.deleteQueue)
+	h.handle("GET", t+"/stats", h.queueStats)
+	h.handle("POST", t+"/purge", h.purgeQueue)
+	h.handle("POST", t+"/messages", h.postMessages)
+	h.handle("GET", t+"/messages", h.getMessages)
+	h.handle("DELETE", t+"/messages", h.deleteMessages)
+	h.handle("GET", t+"/messages/:message_id", h.getMessage)
+	h.handle("DELETE", t+"/messages/:message_id", h.deleteMessage)
+	h.handle("GET", t+"/subscriptions", h.listSubscriptions)
+	h.handle("POST", t+"/subscriptions", h.createSubscription)
+	h.handle("GET", t+"/subscriptions/:subscription_id", h.getSubscription)
+	h.handle("PATCH", t+"/subscriptions/:subscription_id", h.updateSubscription)
+	h.handle("DELETE", t+"/subscriptions/:subscription_id", h.deleteSubscription)
+	h.handle("PUT", t+"/subscriptions/:subscription_id/confirm", h.confirmSubscription)
 }
 
 var propagator = propagation.TraceContext{}
@@ -236,10 +263,22 @@ func (h *Handler) routeHooks(r *http.Request, ps httprouter.Params) (*request, *
 	if e != nil {
 		return nil, e
 	}
-	if _, hasQueue := paramIndex(ps, "queue_name"); hasQueue && (!api.ValidQueueName(req.queue) || !api.ValidProject(req.caller.Project)) {
-		return nil, &api.Error{Status: 400, Title: "Invalid queue identification",
-			Description: "The format of the submitted queue name or project id is not valid."}
+	if _, hasQueue := paramIndex(ps, "queue_name"); hasQueue {
+		if !api.ValidQueueName(req.queue) || !api.ValidProject(req.caller.Project) {
+			return nil, &api.Error{Status: 400, Title: "Invalid queue identification",
+				Description: "The format of the submitted queue name or project id is not valid."}
+		}
+		req.base = "/v2/queues/" + req.queue
 	}
+	if _, hasTopic := paramIndex(ps, "topic_name"); hasTopic {
+		name := ps.ByName("topic_name")
+		if !api.ValidQueueName(name) || !api.ValidProject(req.caller.Project) {
+			return nil, &api.Error{Status: 400, Title: "Invalid topic identification",
+				Description: "The format of the submitted topic name or project id is not valid."}
+		}
+		req.queue, req.base = api.TopicQueue(name), "/v2/topics/"+name
+	}
+	req.topic = strings.HasPrefix(r.URL.Path, "/v2/topics")
 	req.params = ps
 	return req, nil
 }

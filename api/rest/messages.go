@@ -12,7 +12,9 @@ import (
 	"github.com/heraldmq/herald/projection"
 )
 
-func messageHref(q, id string) string { return "/v2/queues/" + q + "/messages/" + id }
+// messageHref is the href of message id under base, the queue or topic
+// path.
+func messageHref(base, id string) string { return base + "/messages/" + id }
 
 func jsonInt(i int64) json.Number { return json.Number(strconv.FormatInt(i, 10)) }
 
@@ -27,18 +29,18 @@ type message struct {
 	Body json.RawMessage `json:"body"`
 }
 
-func renderMessage(q string, m *projection.Message, now int64) message {
-	href := messageHref(q, m.ID)
+func renderMessage(base string, m *projection.Message, now int64) message {
+	href := messageHref(base, m.ID)
 	if m.ClaimID != "" {
 		href += "?claim_id=" + m.ClaimID
 	}
 	return message{ID: m.ID, Href: href, TTL: m.TTL, Age: api.Age(m.Created, now), Body: m.Body}
 }
 
-func renderMessages(q string, ms []projection.Message, now int64) []message {
+func renderMessages(base string, ms []projection.Message, now int64) []message {
 	out := make([]message, len(ms))
 	for i := range ms {
-		out[i] = renderMessage(q, &ms[i], now)
+		out[i] = renderMessage(base, &ms[i], now)
 	}
 	return out
 }
@@ -88,9 +90,9 @@ func (h *Handler) postMessages(w http.ResponseWriter, r *request) error {
 	}
 	hrefs := make([]string, len(ids))
 	for i, id := range ids {
-		hrefs[i] = messageHref(r.queue, id)
+		hrefs[i] = messageHref(r.base, id)
 	}
-	w.Header().Set("Location", "/v2/queues/"+r.queue+"/messages?ids="+strings.Join(ids, ","))
+	w.Header().Set("Location", r.base+"/messages?ids="+strings.Join(ids, ","))
 	writeJSON(w, http.StatusCreated, map[string]any{"resources": hrefs})
 	return nil
 }
@@ -107,7 +109,7 @@ func (h *Handler) getMessages(w http.ResponseWriter, r *request) error {
 		if len(msgs) == 0 {
 			return api.NoMessagesError(r.caller, r.queue, ids)
 		}
-		writeJSON(w, 200, map[string]any{"messages": renderMessages(r.queue, msgs, now)})
+		writeJSON(w, 200, map[string]any{"messages": renderMessages(r.base, msgs, now)})
 		return nil
 	}
 	var l api.MessageListing
@@ -144,12 +146,12 @@ func (h *Handler) getMessages(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"messages": renderMessages(r.queue, msgs, now), "links": []any{}}
+	out := map[string]any{"messages": renderMessages(r.base, msgs, now), "links": []any{}}
 	if len(msgs) > 0 {
 		if _, asked := param(q, "include_delayed"); asked || includeDelayed {
 			ln.addBool("include_delayed", includeDelayed)
 		}
-		out["links"] = ln.next("/v2/queues/"+r.queue+"/messages", strconv.FormatUint(msgs[len(msgs)-1].Seq, 10))
+		out["links"] = ln.next(r.base+"/messages", strconv.FormatUint(msgs[len(msgs)-1].Seq, 10))
 	}
 	writeJSON(w, 200, out)
 	return nil
@@ -160,7 +162,7 @@ func (h *Handler) getMessage(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, renderMessage(r.queue, m, h.svc.Now()))
+	writeJSON(w, 200, renderMessage(r.base, m, h.svc.Now()))
 	return nil
 }
 

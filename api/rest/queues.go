@@ -3,12 +3,11 @@ package rest
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/heraldmq/herald/api"
 	"github.com/heraldmq/herald/projection"
 )
-
-func queueHref(q string) string { return "/v2/queues/" + q }
 
 func (h *Handler) createQueue(w http.ResponseWriter, r *request) error {
 	limit := h.svc.Config().MaxQueueMetadata
@@ -32,7 +31,7 @@ func (h *Handler) createQueue(w http.ResponseWriter, r *request) error {
 		noContent(w)
 		return nil
 	}
-	w.Header().Set("Location", queueHref(r.queue))
+	w.Header().Set("Location", r.base)
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
@@ -42,8 +41,16 @@ func (h *Handler) getQueue(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, h.svc.WithReservedDefaults(meta))
+	writeJSON(w, 200, h.withDefaults(r, meta))
 	return nil
+}
+
+// withDefaults fills the reserved metadata keys of a queue or a topic.
+func (h *Handler) withDefaults(r *request, meta map[string]any) map[string]any {
+	if r.topic {
+		return h.svc.WithTopicDefaults(meta)
+	}
+	return h.svc.WithReservedDefaults(meta)
 }
 
 const patchContentType = "application/openstack-messaging-v2.0-json-patch"
@@ -78,7 +85,7 @@ func (h *Handler) patchQueue(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, h.svc.WithReservedDefaults(meta))
+	writeJSON(w, 200, h.withDefaults(r, meta))
 	return nil
 }
 
@@ -95,7 +102,13 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *request) error {
 	var l api.QueueListing
 	var ln link
 	var detailed bool
-	for _, known := range []string{"marker", "limit", "detailed", "name", "with_count"} {
+	// Topic listings know no with_count: there it is a metadata filter.
+	known := []string{"marker", "limit", "detailed", "name", "with_count"}
+	if r.topic {
+		known = known[:4]
+	}
+	l.Topics = r.topic
+	for _, known := range known {
 		if _, ok := q[known]; !ok {
 			continue
 		}
@@ -143,8 +156,7 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *request) error {
 		}
 	}
 	for k := range q {
-		switch k {
-		case "marker", "limit", "detailed", "name", "with_count":
+		if slices.Contains(known, k) {
 			continue
 		}
 		v, ok := param(q, k)
@@ -160,21 +172,25 @@ func (h *Handler) listQueues(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
+	key, collection := "queues", "/v2/queues"
+	if r.topic {
+		key, collection = "topics", "/v2/topics"
+	}
 	items := make([]map[string]any, 0, len(queues))
 	for _, qu := range queues {
-		item := map[string]any{"name": qu.Name, "href": queueHref(qu.Name)}
+		item := map[string]any{"name": qu.Name, "href": collection + "/" + qu.Name}
 		if detailed {
 			meta, err := projection.DecodeObject(qu.Metadata)
 			if err != nil {
 				return api.Unavailable("Queues could not be listed.", err)
 			}
-			item["metadata"] = h.svc.WithReservedDefaults(meta)
+			item["metadata"] = h.withDefaults(r, meta)
 		}
 		items = append(items, item)
 	}
-	out := map[string]any{"queues": items, "links": []any{}}
+	out := map[string]any{key: items, "links": []any{}}
 	if len(queues) > 0 {
-		out["links"] = ln.next("/v2/queues", queues[len(queues)-1].Name)
+		out["links"] = ln.next(collection, queues[len(queues)-1].Name)
 	}
 	if l.WithCount && count > 0 {
 		out["count"] = count
@@ -198,11 +214,15 @@ func (h *Handler) queueStats(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	msgs := map[string]any{"claimed": st.Claimed, "free": st.Total - st.Claimed, "total": st.Total}
+	if r.topic && st.Total > 0 {
+		// Topics have no claims: their stats count messages only.
+		msgs = map[string]any{"total": st.Total}
+	}
 	if st.Total > 0 {
 		now := h.svc.Now()
 		for key, m := range map[string]*projection.Message{"oldest": st.Oldest, "newest": st.Newest} {
 			msgs[key] = map[string]any{
-				"href":    messageHref(r.queue, m.ID),
+				"href":    messageHref(r.base, m.ID),
 				"age":     api.Age(m.Created, now),
 				"created": formatCreated(m.Created),
 			}
