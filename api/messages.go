@@ -91,9 +91,12 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, meta
 	if err != nil {
 		return nil, err
 	}
-	p, off, _, err := s.write(ctx, c, ev)
+	p, off, out, err := s.write(ctx, c, ev)
 	if err != nil {
 		return nil, err
+	}
+	if out != nil && out.Repeat {
+		off = out.Offset // a retry: the ids of the first post
 	}
 	ids := make([]string, len(msgs))
 	for i := range ids {

@@ -50,6 +50,9 @@ type Config struct {
 	Partitions int32
 	Logger     *slog.Logger
 
+	// IdempotencyWindow is how long an Idempotency-Key is remembered.
+	IdempotencyWindow time.Duration
+
 	// ApplyTimeout bounds how long a write waits for its own event to be
 	// applied before answering 503 (the event is not lost).
 	ApplyTimeout time.Duration
@@ -85,6 +88,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = 10 * time.Minute
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
@@ -135,6 +141,21 @@ type Caller struct {
 	Project   string
 	ClientID  string
 	RequestID string
+	// IdempotencyKey, when set, makes a post, claim or subscription
+	// request a no-op repeat of an earlier one with the same key and
+	// Fingerprint (a digest of the request) within the idempotency window.
+	IdempotencyKey string
+	Fingerprint    []byte
+}
+
+// idempotent reports whether requests of event type t honour an
+// Idempotency-Key.
+func idempotent(t hlog.Type) bool {
+	switch t {
+	case hlog.MessagesPosted, hlog.ClaimCreated, hlog.SubscriptionCreated:
+		return true
+	}
+	return false
 }
 
 var queueNameRE = regexp.MustCompile(`^[a-zA-Z0-9_\-.]+$`)
@@ -180,6 +201,23 @@ func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, i
 // writeTo is write to the log of replica r.
 func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, ev *hlog.Event) (int32, int64, *projection.Outcome, error) {
 	ev.ClientID, ev.RequestID = c.ClientID, c.RequestID
+	if c.IdempotencyKey != "" && idempotent(ev.Type) {
+		ev.Idempotency = &hlog.Idempotency{Key: c.IdempotencyKey, Fingerprint: c.Fingerprint,
+			Window: int64(s.cfg.IdempotencyWindow / time.Second)}
+		// A retry of a request already applied is answered without
+		// appending anything.
+		out, err := r.Store.Repeat(ev.Project, ev.Queue, c.IdempotencyKey, c.Fingerprint, ev.Time)
+		if err != nil {
+			return 0, 0, nil, Unavailable("The request could not be checked.", err)
+		}
+		if out != nil {
+			if out.Status >= 400 {
+				return 0, 0, out, &Error{Status: out.Status, Title: out.Title, Description: out.Description}
+			}
+			p := hlog.PartitionFor(ev.Key(), r.Log.Partitions())
+			return p, out.Offset, out, nil
+		}
+	}
 	ctx, span := s.tracer.Start(ctx, "log.append", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("herald.event_type", string(ev.Type))))
 	defer span.End()
@@ -207,7 +245,7 @@ func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, 
 		}
 		return 0, 0, nil, err
 	}
-	if !projection.HasOutcome(ev.Type) {
+	if !projection.HasOutcome(ev.Type) && ev.Idempotency == nil {
 		return rec.Partition, rec.Offset, nil, nil
 	}
 	out, err := r.Store.Outcome(rec.Partition, rec.Offset)

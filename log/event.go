@@ -79,9 +79,23 @@ type Event struct {
 	Time        int64              `msgpack:"ts"`
 	ClientID    string             `msgpack:"c,omitempty"`
 	RequestID   string             `msgpack:"r,omitempty"`
+	// Idempotency, when set, makes apply treat a repeat of the request
+	// within its window as the first one (see Idempotency).
+	Idempotency *Idempotency `msgpack:"idem,omitempty"`
 	Traceparent string             `msgpack:"tp,omitempty"`
 	Tracestate  string             `msgpack:"tst,omitempty"`
 	Payload     msgpack.RawMessage `msgpack:"d,omitempty"`
+}
+
+// Idempotency is the Idempotency-Key of a request. An event with the same
+// Key in the same queue within Window seconds (event time) of the first
+// is a retry: apply changes nothing and answers with the first event's
+// outcome and position, or 422 when the retry's Fingerprint (a digest of
+// the request) differs.
+type Idempotency struct {
+	Key         string `msgpack:"key"`
+	Fingerprint []byte `msgpack:"fp"`
+	Window      int64  `msgpack:"window"`
 }
 
 // QueueCreatedV1 is PUT /v2/queues/{q}. Metadata is the validated, compact

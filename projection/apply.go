@@ -115,7 +115,20 @@ func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, e
 			return nil, err
 		}
 	}
-	out, err := a.dispatch(b, off, ev)
+	var out *Outcome
+	var err error
+	if ev.Idempotency != nil {
+		out, err = a.repeat(b, ev)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if out == nil {
+		out, err = a.dispatch(b, off, ev)
+		if err == nil && ev.Idempotency != nil && (out == nil || out.Status < 400) {
+			err = a.remember(b, off, ev, out)
+		}
+	}
 	if err != nil {
 		var bad *badEvent
 		if !errors.As(err, &bad) {
@@ -717,6 +730,8 @@ func (a *applier) sweepEntry(b *pebble.Batch, k []byte, now int64) error {
 	switch kind {
 	case kindSubscription:
 		return sweepSubscription(b, project, queue, string(ref), now)
+	case kindIdempotency:
+		return sweepIdempotency(b, project, queue, string(ref), now)
 	case kindMessage:
 		if len(ref) != 8 {
 			return fmt.Errorf("projection: corrupt expiry key %x", k)

@@ -25,6 +25,7 @@ import (
 //	'P' | name                                       Pool
 //	'F' | name                                       Flavor
 //	'L' | str(project) | str(queue)                  name of the pool the queue is placed on
+//	'k' | str(project) | str(queue) | key            idempotencyRecord of an Idempotency-Key
 //
 // str(s) escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01, which keeps byte
 // order equal to string order and makes every 'm' queue prefix end before
@@ -43,6 +44,7 @@ const (
 	tagPool    = 'P'
 	tagFlavor  = 'F'
 	tagPlace   = 'L'
+	tagIdem    = 'k'
 
 	subSeq   = 's'
 	subBody  = 'b'
@@ -52,6 +54,7 @@ const (
 	kindMessage      = 'm'
 	kindClaim        = 'c'
 	kindSubscription = 's'
+	kindIdempotency  = 'k'
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -171,6 +174,10 @@ func outboxPartition(p int32) []byte { return appendU32([]byte{tagOutbox}, uint3
 
 func followKey(p, src int32) []byte {
 	return appendU32(appendU32([]byte{tagFollow}, uint32(p)), uint32(src))
+}
+
+func idemKey(project, queue, key string) []byte {
+	return append(appendStr(appendStr([]byte{tagIdem}, project), queue), key...)
 }
 
 func poolKey(name string) []byte   { return append([]byte{tagPool}, name...) }

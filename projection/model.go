@@ -84,6 +84,11 @@ type Outcome struct {
 	// DeadLettered counts the messages a claim moved to its dead-letter
 	// queue; the follow-up event is in the log once the claim is applied.
 	DeadLettered int `msgpack:"dead,omitempty"`
+	// Repeat is set when the event repeated an earlier request with the
+	// same Idempotency-Key: the outcome is the first one's, and Offset is
+	// the first event's position in the partition.
+	Repeat bool  `msgpack:"repeat,omitempty"`
+	Offset int64 `msgpack:"offset,omitempty"`
 }
 
 // A stored message is two keys: its header (everything but the body, in

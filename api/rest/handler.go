@@ -280,6 +280,9 @@ func (h *Handler) routeHooks(r *http.Request, ps httprouter.Params) (*request, *
 	}
 	req.topic = strings.HasPrefix(r.URL.Path, "/v2/topics")
 	req.params = ps
+	if e := h.idempotency(req); e != nil {
+		return nil, e
+	}
 	return req, nil
 }
 

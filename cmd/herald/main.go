@@ -103,6 +103,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Int64Var(&cfg.MaxClaimGrace, "max-claim-grace", 43200, "largest claim grace (s)")
 	fs.Int64Var(&cfg.DefaultSubscriptionTTL, "default-subscription-ttl", 3600, "subscription TTL (s) when the request sets none")
 	fs.IntVar(&cfg.MaxSubscriptionsPerPage, "max-subscriptions-per-page", 20, "largest subscription list page")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long a POST's Idempotency-Key is remembered")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\nRuns a Herald node. With no flags it keeps everything under ./data and\nserves the Zaqar v2 REST API on 127.0.0.1:8888.\n\nFlags (each also read from the environment variable shown):\n")
 		fs.VisitAll(func(f *flag.Flag) {

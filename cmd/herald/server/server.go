@@ -158,6 +158,9 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // Store is the node's projection (tests read digests from it).
 func (s *Server) Store() *projection.Store { return s.primary.Store }
 
+// Log is the node's own log (tests read its ends).
+func (s *Server) Log() hlog.Log { return s.primary.Log }
+
 // Done reports a listener failure.
 func (s *Server) Done() <-chan error { return s.serveErr }
 
