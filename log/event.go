@@ -72,16 +72,16 @@ const (
 // trace context is duplicated in the record headers so tools and the
 // projector can link spans without decoding.
 type Event struct {
-	Type        Type               `msgpack:"t"`
-	Version     int                `msgpack:"v"`
-	Project     string             `msgpack:"p"`
-	Queue       string             `msgpack:"q"`
-	Time        int64              `msgpack:"ts"`
-	ClientID    string             `msgpack:"c,omitempty"`
-	RequestID   string             `msgpack:"r,omitempty"`
+	Type      Type   `msgpack:"t"`
+	Version   int    `msgpack:"v"`
+	Project   string `msgpack:"p"`
+	Queue     string `msgpack:"q"`
+	Time      int64  `msgpack:"ts"`
+	ClientID  string `msgpack:"c,omitempty"`
+	RequestID string `msgpack:"r,omitempty"`
 	// Idempotency, when set, makes apply treat a repeat of the request
 	// within its window as the first one (see Idempotency).
-	Idempotency *Idempotency `msgpack:"idem,omitempty"`
+	Idempotency *Idempotency       `msgpack:"idem,omitempty"`
 	Traceparent string             `msgpack:"tp,omitempty"`
 	Tracestate  string             `msgpack:"tst,omitempty"`
 	Payload     msgpack.RawMessage `msgpack:"d,omitempty"`
