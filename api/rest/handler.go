@@ -61,7 +61,7 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 	r.HandleMethodNotAllowed = true
 	r.HandleOPTIONS = true
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, &api.Error{Status: 404, Title: "404 Not Found"})
+		writeError(w, errNotFound)
 	})
 	// A 405 and an OPTIONS answer come from a matched route, so that
 	// route's hooks run first, queue name check included (§1.2 step 3).
@@ -102,7 +102,15 @@ type request struct {
 	caller api.Caller
 	queue  string
 	params httprouter.Params
+	// signed: the request carried URL-* headers that verified. Token
+	// authentication, once there is one, must skip such requests (§1.2
+	// step 2); the signature stands in for the token.
+	signed bool
 }
+
+// errNotFound is the framework's 404: an unknown route or a pre-signed
+// request that does not verify.
+var errNotFound = &api.Error{Status: 404, Title: "404 Not Found"}
 
 type handlerFunc func(w http.ResponseWriter, r *request) error
 
@@ -121,6 +129,7 @@ func (h *Handler) routes() {
 	h.handle("DELETE", q, h.deleteQueue)
 	h.handle("GET", q+"/stats", h.queueStats)
 	h.handle("POST", q+"/purge", h.purgeQueue)
+	h.handle("POST", q+"/share", h.shareQueue)
 
 	h.handle("POST", q+"/messages", h.postMessages)
 	h.handle("GET", q+"/messages", h.getMessages)
@@ -241,6 +250,11 @@ func paramIndex(ps httprouter.Params, name string) (int, bool) {
 
 // hooks runs Zaqar's request hooks in order (contract §1.2 step 4).
 func (h *Handler) hooks(r *http.Request, queue string) (*request, *api.Error) {
+	_, signed := r.Header[http.CanonicalHeaderKey("URL-Signature")]
+	if signed && !h.svc.VerifySigned(r.Method, r.URL.Path, r.Header.Get("URL-Signature"), r.Header.Get("URL-Expires"),
+		r.Header.Get("URL-Methods"), r.Header.Get("URL-Paths"), r.Header.Get("X-Project-ID")) {
+		return nil, errNotFound
+	}
 	if hasBody(r) && strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		return nil, &api.Error{Status: 400, Title: "Invalid Content-Type",
 			Description: "Endpoint does not accept `application/x-www-form-urlencoded` content; currently supported media type is `application/json`; specify proper client-side media type with the \"Content-Type\" header."}
@@ -265,7 +279,7 @@ func (h *Handler) hooks(r *http.Request, queue string) (*request, *api.Error) {
 		return nil, &api.Error{Status: 400, Title: "Empty project header not allowed",
 			Description: "X-PROJECT-ID cannot be an empty string. Specify the right header X-PROJECT-ID and retry."}
 	}
-	return &request{Request: r, queue: queue, caller: api.Caller{
+	return &request{Request: r, queue: queue, signed: signed, caller: api.Caller{
 		Project: projects[0], ClientID: client, RequestID: r.Header.Get("X-Openstack-Request-ID"),
 	}}, nil
 }

@@ -100,6 +100,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Int64Var(&cfg.MaxMessageDelay, "max-message-delay", 900, "largest message delay (s)")
 	fs.Int64Var(&cfg.MaxClaimTTL, "max-claim-ttl", 43200, "largest claim TTL (s)")
 	fs.Int64Var(&cfg.MaxClaimGrace, "max-claim-grace", 43200, "largest claim grace (s)")
+	fs.StringVar(&cfg.SignedURLKey, "signed-url-key", "", "secret key signing pre-signed URLs (prefer the environment variable: flags show in ps); empty disables them")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\nRuns a Herald node. With no flags it keeps everything under ./data and\nserves the Zaqar v2 REST API on 127.0.0.1:8888.\n\nFlags (each also read from the environment variable shown):\n")
 		fs.VisitAll(func(f *flag.Flag) {
