@@ -31,12 +31,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, is served at GET /metrics (Prometheus format).
 	Metrics http.Handler
+	// CORS, when it names allowed origins, answers preflights and marks
+	// responses to those origins readable, in front of everything else.
+	CORS CORS
 }
 
 // Handler is the REST API as an http.Handler.
 type Handler struct {
 	svc     *api.Service
 	router  *httprouter.Router
+	serve   http.Handler // the router, behind CORS when configured
 	logger  *slog.Logger
 	tracer  trace.Tracer
 	latency metric.Float64Histogram
@@ -83,7 +87,10 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 		h.logger.Error("panic in handler", "path", req.URL.Path, "panic", v)
 		writeError(w, &api.Error{Status: 500, Title: api.TitleInternal, Description: "Unexpected error."})
 	}
-	h.router = r
+	h.router, h.serve = r, r
+	if len(opts.CORS.AllowedOrigins) > 0 {
+		h.serve = newCORS(opts.CORS, r)
+	}
 
 	r.GET("/", h.plain("/", h.versions))
 	if opts.Metrics != nil {
@@ -94,7 +101,7 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve.ServeHTTP(w, r) }
 
 // request is what hooks established about a request.
 type request struct {

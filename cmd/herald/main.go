@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/api/rest"
 	"github.com/heraldmq/herald/cmd/herald/bench"
 	"github.com/heraldmq/herald/cmd/herald/server"
 )
@@ -86,6 +87,7 @@ func serve(args []string, stderr io.Writer) int {
 		logFormat  = fs.String("log-format", "text", "log format: text or json")
 		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
 		shutdown   = fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for running requests")
+		origins    = fs.String("cors-allowed-origins", "", "comma-separated origins (scheme://host[:port], or *) whose browsers may call the API; empty disables CORS")
 	)
 	var cfg api.Config
 	fs.Int64Var(&cfg.DefaultMessageTTL, "default-message-ttl", 3600, "message TTL (s) when neither the message nor the queue sets one")
@@ -133,6 +135,7 @@ func serve(args []string, stderr io.Writer) int {
 	sc := server.Config{
 		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
 		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, Logger: logger,
+		CORS: rest.CORS{AllowedOrigins: commaList(*origins)},
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")
@@ -161,6 +164,17 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return code
+}
+
+// commaList splits a comma-separated flag value, dropping blanks.
+func commaList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func envName(flagName string) string {

@@ -55,7 +55,10 @@ type Config struct {
 	// (keep it on loopback: profiles reveal internals).
 	DebugListen string
 	API         api.Config
-	Logger      *slog.Logger
+	// CORS configures cross-origin requests to the REST API (off while it
+	// names no origin).
+	CORS   rest.CORS
+	Logger *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
 }
@@ -131,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.svc, err = api.New(cfg.API, s.log, s.store, s.projector, cfg.Now); err != nil {
 		return nil, err
 	}
-	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), CORS: cfg.CORS})
 	if err != nil {
 		return nil, err
 	}
