@@ -497,21 +497,3 @@ func checkSchema(doc map[string]any, rules []fieldRule, required []string) error
 	}
 	return nil
 }
-
-// pyRepr renders a JSON value roughly as Python's repr does.
-func pyRepr(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	case string:
-		return "'" + x + "'"
-	case json.Number:
-		return string(x)
-	}
-	return string(projection.EncodeJSON(v))
-}

@@ -53,6 +53,10 @@ type Config struct {
 	// IdempotencyWindow is how long an Idempotency-Key is remembered.
 	IdempotencyWindow time.Duration
 
+	// SignedURLKey is the secret that signs pre-signed URLs (conf
+	// signed_url.secret_key); empty: shares are refused and no signed
+	// request verifies.
+	SignedURLKey string
 	// ApplyTimeout bounds how long a write waits for its own event to be
 	// applied before answering 503 (the event is not lost).
 	ApplyTimeout time.Duration

@@ -92,11 +92,11 @@ func (s *Service) parseSubscription(doc map[string]any) (*subscriptionFields, *E
 
 // pyList renders strings the way Python prints a list of them.
 func pyList(items []string) string {
-	q := make([]string, len(items))
+	l := make([]any, len(items))
 	for i, s := range items {
-		q[i] = "'" + s + "'"
+		l[i] = s
 	}
-	return "[" + strings.Join(q, ", ") + "]"
+	return pyRepr(l)
 }
 
 // CreateSubscription subscribes to queue with the fields of doc and

@@ -99,10 +99,14 @@ func startKafka(t testing.TB) []string {
 }
 
 // backends runs fn once per log backend against a fresh node.
-func backends(t *testing.T, fn func(t *testing.T, n *node)) {
-	t.Run("pebble", func(t *testing.T) { fn(t, startNode(t, nodeOptions{})) })
+func backends(t *testing.T, fn func(t *testing.T, n *node)) { configuredBackends(t, nil, fn) }
+
+// configuredBackends is backends with configure (if not nil) adjusting
+// each node's configuration before it starts.
+func configuredBackends(t *testing.T, configure func(*server.Config), fn func(t *testing.T, n *node)) {
+	t.Run("pebble", func(t *testing.T) { fn(t, startNode(t, nodeOptions{Configure: configure})) })
 	t.Run("kafka", func(t *testing.T) {
-		fn(t, startNode(t, nodeOptions{Brokers: startKafka(t), Topic: "herald-test"}))
+		fn(t, startNode(t, nodeOptions{Brokers: startKafka(t), Topic: "herald-test", Configure: configure}))
 	})
 }
 

@@ -33,12 +33,16 @@ type Options struct {
 	Metrics http.Handler
 	// AdminMode serves the admin API: health, pools and flavors.
 	AdminMode bool
+	// CORS, when it names allowed origins, answers preflights and marks
+	// responses to those origins readable, in front of everything else.
+	CORS CORS
 }
 
 // Handler is the REST API as an http.Handler.
 type Handler struct {
 	svc     *api.Service
 	router  *httprouter.Router
+	serve   http.Handler // the router, behind CORS when configured
 	logger  *slog.Logger
 	tracer  trace.Tracer
 	latency metric.Float64Histogram
@@ -64,7 +68,7 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 	r.HandleMethodNotAllowed = true
 	r.HandleOPTIONS = true
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, &api.Error{Status: 404, Title: "404 Not Found"})
+		writeError(w, errNotFound)
 	})
 	// A 405 and an OPTIONS answer come from a matched route, so that
 	// route's hooks run first, queue name check included (§1.2 step 3).
@@ -86,7 +90,10 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 		h.logger.Error("panic in handler", "path", req.URL.Path, "panic", v)
 		writeError(w, &api.Error{Status: 500, Title: api.TitleInternal, Description: "Unexpected error."})
 	}
-	h.router = r
+	h.router, h.serve = r, r
+	if len(opts.CORS.AllowedOrigins) > 0 {
+		h.serve = newCORS(opts.CORS, r)
+	}
 
 	r.GET("/", h.plain("/", h.versions))
 	if opts.Metrics != nil {
@@ -101,7 +108,7 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve.ServeHTTP(w, r) }
 
 // request is what hooks established about a request.
 type request struct {
@@ -113,7 +120,15 @@ type request struct {
 	base   string
 	topic  bool
 	params httprouter.Params
+	// signed: the request carried URL-* headers that verified. Token
+	// authentication, once there is one, must skip such requests (§1.2
+	// step 2); the signature stands in for the token.
+	signed bool
 }
+
+// errNotFound is the framework's 404: an unknown route or a pre-signed
+// request that does not verify.
+var errNotFound = &api.Error{Status: 404, Title: "404 Not Found"}
 
 type handlerFunc func(w http.ResponseWriter, r *request) error
 
@@ -132,6 +147,7 @@ func (h *Handler) routes() {
 	h.handle("DELETE", q, h.deleteQueue)
 	h.handle("GET", q+"/stats", h.queueStats)
 	h.handle("POST", q+"/purge", h.purgeQueue)
+	h.handle("POST", q+"/share", h.shareQueue)
 
 	h.handle("POST", q+"/messages", h.postMessages)
 	h.handle("GET", q+"/messages", h.getMessages)
@@ -297,6 +313,11 @@ func paramIndex(ps httprouter.Params, name string) (int, bool) {
 
 // hooks runs Zaqar's request hooks in order (contract §1.2 step 4).
 func (h *Handler) hooks(r *http.Request, queue string) (*request, *api.Error) {
+	_, signed := r.Header[http.CanonicalHeaderKey("URL-Signature")]
+	if signed && !h.svc.VerifySigned(r.Method, r.URL.Path, r.Header.Get("URL-Signature"), r.Header.Get("URL-Expires"),
+		r.Header.Get("URL-Methods"), r.Header.Get("URL-Paths"), r.Header.Get("X-Project-ID")) {
+		return nil, errNotFound
+	}
 	if hasBody(r) && strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		return nil, &api.Error{Status: 400, Title: "Invalid Content-Type",
 			Description: "Endpoint does not accept `application/x-www-form-urlencoded` content; currently supported media type is `application/json`; specify proper client-side media type with the \"Content-Type\" header."}
@@ -321,7 +342,7 @@ func (h *Handler) hooks(r *http.Request, queue string) (*request, *api.Error) {
 		return nil, &api.Error{Status: 400, Title: "Empty project header not allowed",
 			Description: "X-PROJECT-ID cannot be an empty string. Specify the right header X-PROJECT-ID and retry."}
 	}
-	return &request{Request: r, queue: queue, caller: api.Caller{
+	return &request{Request: r, queue: queue, signed: signed, caller: api.Caller{
 		Project: projects[0], ClientID: client, RequestID: r.Header.Get("X-Openstack-Request-ID"),
 	}}, nil
 }

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/api/rest"
 	"github.com/heraldmq/herald/cmd/herald/bench"
 	"github.com/heraldmq/herald/cmd/herald/server"
 )
@@ -87,6 +88,7 @@ func serve(args []string, stderr io.Writer) int {
 		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
 		shutdown   = fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for running requests")
 		adminMode  = fs.Bool("admin-mode", false, "serve the admin API: /v2/health, /v2/pools and /v2/flavors (callers need the admin role)")
+		origins    = fs.String("cors-allowed-origins", "", "comma-separated origins (scheme://host[:port], or *) whose browsers may call the API; empty disables CORS")
 	)
 	var cfg api.Config
 	fs.Int64Var(&cfg.DefaultMessageTTL, "default-message-ttl", 3600, "message TTL (s) when neither the message nor the queue sets one")
@@ -104,6 +106,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.Int64Var(&cfg.DefaultSubscriptionTTL, "default-subscription-ttl", 3600, "subscription TTL (s) when the request sets none")
 	fs.IntVar(&cfg.MaxSubscriptionsPerPage, "max-subscriptions-per-page", 20, "largest subscription list page")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long a POST's Idempotency-Key is remembered")
+	fs.StringVar(&cfg.SignedURLKey, "signed-url-key", "", "secret key signing pre-signed URLs (prefer the environment variable: flags show in ps); empty disables them")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\nRuns a Herald node. With no flags it keeps everything under ./data and\nserves the Zaqar v2 REST API on 127.0.0.1:8888.\n\nFlags (each also read from the environment variable shown):\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -136,6 +139,7 @@ func serve(args []string, stderr io.Writer) int {
 	sc := server.Config{
 		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
 		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, AdminMode: *adminMode, Logger: logger,
+		CORS: rest.CORS{AllowedOrigins: commaList(*origins)},
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")
@@ -164,6 +168,17 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return code
+}
+
+// commaList splits a comma-separated flag value, dropping blanks.
+func commaList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func envName(flagName string) string {

@@ -47,7 +47,8 @@ func TestHelpNamesTheEnvironment(t *testing.T) {
 	if code := run([]string{"serve", "--help"}, &out, &out); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"--data (HERALD_DATA)", "--brokers (HERALD_BROKERS)", "--otlp-endpoint (HERALD_OTLP_ENDPOINT)"} {
+	for _, want := range []string{"--data (HERALD_DATA)", "--brokers (HERALD_BROKERS)", "--otlp-endpoint (HERALD_OTLP_ENDPOINT)",
+		"--signed-url-key (HERALD_SIGNED_URL_KEY)", "--cors-allowed-origins (HERALD_CORS_ALLOWED_ORIGINS)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

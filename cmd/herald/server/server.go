@@ -57,7 +57,10 @@ type Config struct {
 	API         api.Config
 	// AdminMode serves the admin API (health, pools, flavors).
 	AdminMode bool
-	Logger    *slog.Logger
+	// CORS configures cross-origin requests to the REST API (off while it
+	// names no origin).
+	CORS   rest.CORS
+	Logger *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
 }
@@ -127,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.svc, err = api.New(apiCfg, s.primary, cfg.Now); err != nil {
 		return nil, err
 	}
-	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), CORS: cfg.CORS})
 	if err != nil {
 		return nil, err
 	}
