@@ -36,6 +36,9 @@ type Options struct {
 	// CORS, when it names allowed origins, answers preflights and marks
 	// responses to those origins readable, in front of everything else.
 	CORS CORS
+	// Keystone, when set, requires Keystone tokens (auth_strategy
+	// keystone); nil trusts the client's headers (noauth).
+	Keystone *Keystone
 }
 
 // Handler is the REST API as an http.Handler.
@@ -91,8 +94,11 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 		writeError(w, &api.Error{Status: 500, Title: api.TitleInternal, Description: "Unexpected error."})
 	}
 	h.router, h.serve = r, r
+	if opts.Keystone != nil {
+		h.serve = newKeystoneAuth(*opts.Keystone).authenticate(h.serve)
+	}
 	if len(opts.CORS.AllowedOrigins) > 0 {
-		h.serve = newCORS(opts.CORS, r)
+		h.serve = newCORS(opts.CORS, h.serve)
 	}
 
 	r.GET("/", h.plain("/", h.versions))

@@ -88,6 +88,13 @@ func serve(args []string, stderr io.Writer) int {
 		applyWait  = fs.Duration("apply-timeout", 10*time.Second, "how long a write waits for its event to be applied before answering 503")
 		shutdown   = fs.Duration("shutdown-timeout", 15*time.Second, "how long shutdown waits for running requests")
 		adminMode  = fs.Bool("admin-mode", false, "serve the admin API: /v2/health, /v2/pools and /v2/flavors (callers need the admin role)")
+		authMode   = fs.String("auth-strategy", "noauth", "noauth (trust X-Project-ID) or keystone (require Keystone tokens)")
+		ksURL      = fs.String("keystone-url", "", "Keystone v3 endpoint for --auth-strategy keystone, e.g. http://127.0.0.1:5000/v3")
+		ksUser     = fs.String("keystone-user", "herald", "service user that validates tokens")
+		ksPassword = fs.String("keystone-password", "", "password of the service user (prefer the environment variable)")
+		ksProject  = fs.String("keystone-project", "service", "project of the service user")
+		ksDomain   = fs.String("keystone-domain", "Default", "domain of the service user and project")
+		ksCache    = fs.Duration("keystone-cache", 5*time.Minute, "how long a validated token is trusted before Keystone is asked again")
 		origins    = fs.String("cors-allowed-origins", "", "comma-separated origins (scheme://host[:port], or *) whose browsers may call the API; empty disables CORS")
 	)
 	var cfg api.Config
@@ -143,6 +150,18 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")
+	}
+	switch *authMode {
+	case "noauth", "":
+	case "keystone":
+		if *ksURL == "" {
+			fmt.Fprintln(stderr, "herald: --auth-strategy keystone needs --keystone-url")
+			return 2
+		}
+		sc.Keystone = &rest.Keystone{URL: *ksURL, User: *ksUser, Password: *ksPassword, Project: *ksProject, Domain: *ksDomain, CacheTTL: *ksCache}
+	default:
+		fmt.Fprintf(stderr, "herald: --auth-strategy must be noauth or keystone, not %q\n", *authMode)
+		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

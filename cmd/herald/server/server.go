@@ -59,8 +59,10 @@ type Config struct {
 	AdminMode bool
 	// CORS configures cross-origin requests to the REST API (off while it
 	// names no origin).
-	CORS   rest.CORS
-	Logger *slog.Logger
+	CORS rest.CORS
+	// Keystone, when set, requires Keystone tokens on the REST API.
+	Keystone *rest.Keystone
+	Logger   *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
 }
@@ -130,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.svc, err = api.New(apiCfg, s.primary, cfg.Now); err != nil {
 		return nil, err
 	}
-	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), CORS: cfg.CORS})
+	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), CORS: cfg.CORS, Keystone: cfg.Keystone})
 	if err != nil {
 		return nil, err
 	}
