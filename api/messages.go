@@ -296,6 +296,16 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 	if err := deadLetterSettings(r.Store, c, queue, pl); err != nil {
 		return "", nil, err
 	}
+	if pl.DeadLetterQueue != "" {
+		ok, err := s.colocateDeadLetters(ctx, c, queue, pl.DeadLetterQueue)
+		if err != nil {
+			return "", nil, err
+		}
+		if !ok {
+			s.cfg.Logger.Warn("dead-letter queue lives on another log; messages stay", "project", c.Project, "queue", queue, "dead_letter_queue", pl.DeadLetterQueue)
+			pl.MaxClaimCount, pl.DeadLetterQueue, pl.DeadLetterTTL = 0, "", 0
+		}
+	}
 	ev, err := s.event(hlog.ClaimCreated, c, queue, pl)
 	if err != nil {
 		return "", nil, err

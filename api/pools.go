@@ -150,13 +150,42 @@ func (s *Service) placeQueue(ctx context.Context, c Caller, queue, flavor string
 	if len(pools) == 0 {
 		return BadRequest("Flavor %s has no pools", flavor)
 	}
-	pool := pickPool(pools, c.Project+"/"+queue)
+	return s.placeOn(ctx, c, queue, pickPool(pools, c.Project+"/"+queue))
+}
+
+func (s *Service) placeOn(ctx context.Context, c Caller, queue, pool string) error {
 	ev, err := s.event(hlog.QueuePlaced, c, queue, &hlog.QueuePlacedV1{Pool: pool})
 	if err != nil {
 		return err
 	}
 	_, _, _, err = s.writeTo(ctx, c, s.pools.primary, ev)
 	return err
+}
+
+// colocateDeadLetters makes sure the dead-letter queue of a claim on
+// queue lives on the same log, where the projector moves messages: a
+// dead-letter queue not yet placed anywhere is placed on the source's
+// pool. When it lives elsewhere already, nothing is moved (false).
+func (s *Service) colocateDeadLetters(ctx context.Context, c Caller, queue, dlq string) (bool, error) {
+	store := s.pools.primary.Store
+	src, err := store.Placement(c.Project, queue)
+	if err != nil {
+		return false, Unavailable("The queue catalog could not be read.", err)
+	}
+	dst, err := store.Placement(c.Project, dlq)
+	if err != nil {
+		return false, Unavailable("The queue catalog could not be read.", err)
+	}
+	if src == dst {
+		return true, nil
+	}
+	if dst != "" || src == "" {
+		return false, nil
+	}
+	if q, err := store.Queue(c.Project, dlq); err != nil || q != nil {
+		return false, err // it exists on the node's own log
+	}
+	return true, s.placeOn(ctx, c, dlq, src)
 }
 
 // pickPool chooses among pools by weight with a hash of key, so the same

@@ -392,3 +392,27 @@ func sortedKeys(m map[string]bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestDeadLettersOnAPool: a queue on a pool moves its dead letters into a
+// dead-letter queue on the same pool, readable through the node.
+func TestDeadLettersOnAPool(t *testing.T) {
+	n := startAdminNode(t, nodeOptions{})
+	c := newClient(t, n)
+	a := c.admin()
+	pebbleDir := filepath.Join(t.TempDir(), "pool-a")
+	a.do("PUT", "/v2/pools/a", map[string]any{"uri": "pebble://" + pebbleDir, "weight": 1}).expect(t, 201)
+	a.do("PUT", "/v2/flavors/fa", map[string]any{"pool_list": []string{"a"}}).expect(t, 201)
+	c.put("/v2/queues/src", map[string]any{"_flavor": "fa", "_max_claim_count": 1, "_dead_letter_queue": "dead"}).expect(t, 201)
+	id := c.postMessages("src", msg("poison"))[0]
+	mcClaim(c, "src", "", map[string]any{"ttl": 60})
+	n.Clock.Advance(61 * time.Second)
+	c.post("/v2/queues/src/claims", map[string]any{"ttl": 60}).expect(t, 204)
+	m := c.get("/v2/queues/dead/messages/" + id).expect(t, 200).JSON(t)
+	if m["body"] != "poison" {
+		t.Fatalf("dead letter %v", m)
+	}
+	n.Stop(t)
+	if got := readQueuesOfPebbleLog(t, pebbleDir); !slices.Equal(got, []string{"dead", "src"}) {
+		t.Fatalf("pool a holds events of %v", got)
+	}
+}
