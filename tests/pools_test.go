@@ -407,7 +407,7 @@ func TestDeadLettersOnAPool(t *testing.T) {
 	mcClaim(c, "src", "", map[string]any{"ttl": 60})
 	n.Clock.Advance(61 * time.Second)
 	c.post("/v2/queues/src/claims", map[string]any{"ttl": 60}).expect(t, 204)
-	m := c.get("/v2/queues/dead/messages/" + id).expect(t, 200).JSON(t)
+	m := c.get("/v2/queues/dead/messages/"+id).expect(t, 200).JSON(t)
 	if m["body"] != "poison" {
 		t.Fatalf("dead letter %v", m)
 	}
