@@ -419,13 +419,20 @@ func (a *applier) purgeQueue(b *pebble.Batch, ev *hlog.Event, pl *hlog.QueuePurg
 
 // --- messages ---
 
-func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1) error {
+// lazyQueue returns the event's queue, or a new one (queues are lazy:
+// messages create them).
+func (a *applier) lazyQueue(b *pebble.Batch, ev *hlog.Event) (*Queue, error) {
 	q, err := a.queue(b, ev.Project, ev.Queue)
+	if err != nil || q != nil {
+		return q, err
+	}
+	return &Queue{Name: ev.Queue, Metadata: []byte("{}"), Created: ev.Time, NextSeq: 1}, nil
+}
+
+func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1) error {
+	q, err := a.lazyQueue(b, ev)
 	if err != nil {
 		return err
-	}
-	if q == nil {
-		q = &Queue{Name: ev.Queue, Metadata: []byte("{}"), Created: ev.Time, NextSeq: 1}
 	}
 	prefix := dataPrefix(ev.Project, ev.Queue)
 	for i, pm := range pl.Messages {

@@ -48,12 +48,9 @@ func (a *applier) applyDeadLettered(b *pebble.Batch, ev *hlog.Event, pl *hlog.Me
 	if err != nil || done {
 		return err
 	}
-	q, err := a.queue(b, ev.Project, ev.Queue)
+	q, err := a.lazyQueue(b, ev)
 	if err != nil {
 		return err
-	}
-	if q == nil {
-		q = &Queue{Name: ev.Queue, Metadata: []byte("{}"), Created: ev.Time, NextSeq: 1}
 	}
 	prefix := dataPrefix(ev.Project, ev.Queue)
 	for _, dl := range pl.Messages {

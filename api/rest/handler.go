@@ -147,54 +147,41 @@ func (h *Handler) routes() {
 	h.handle("GET", "/v2/queues", h.listQueues)
 	// PUT with an empty name is 405 (contract M20): the collection has no PUT.
 	h.handle("GET", "/v2/queues/", h.listQueues)
-	h.handle("PUT", q, h.createQueue)
-	h.handle("GET", q, h.getQueue)
-	h.handle("PATCH", q, h.patchQueue)
-	h.handle("DELETE", q, h.deleteQueue)
-	h.handle("GET", q+"/stats", h.queueStats)
-	h.handle("POST", q+"/purge", h.purgeQueue)
+	h.queueRoutes(q)
 	h.handle("POST", q+"/share", h.shareQueue)
-
-	h.handle("POST", q+"/messages", h.postMessages)
-	h.handle("GET", q+"/messages", h.getMessages)
-	h.handle("DELETE", q+"/messages", h.deleteMessages)
-	h.handle("GET", q+"/messages/:message_id", h.getMessage)
-	h.handle("DELETE", q+"/messages/:message_id", h.deleteMessage)
-
 	h.handle("POST", q+"/claims", h.createClaim)
 	h.handle("GET", q+"/claims/:claim_id", h.getClaim)
 	h.handle("PATCH", q+"/claims/:claim_id", h.renewClaim)
 	h.handle("DELETE", q+"/claims/:claim_id", h.releaseClaim)
 
-	h.handle("GET", q+"/subscriptions", h.listSubscriptions)
-	h.handle("POST", q+"/subscriptions", h.createSubscription)
-	h.handle("GET", q+"/subscriptions/:subscription_id", h.getSubscription)
-	h.handle("PATCH", q+"/subscriptions/:subscription_id", h.updateSubscription)
-	h.handle("DELETE", q+"/subscriptions/:subscription_id", h.deleteSubscription)
-	h.handle("PUT", q+"/subscriptions/:subscription_id/confirm", h.confirmSubscription)
-
 	// Topics behave like queues of their own namespace, without claims
 	// (contract §2.8; the message and subscription routes as B11
 	// recommends).
-	const t = "/v2/topics/:topic_name"
 	h.handle("GET", "/v2/topics", h.listQueues)
-	h.handle("PUT", t, h.createQueue)
-	h.handle("GET", t, h.getQueue)
-	h.handle("PATCH", t, h.patchQueue)
-	h.handle("DELETE", t, h.deleteQueue)
-	h.handle("GET", t+"/stats", h.queueStats)
-	h.handle("POST", t+"/purge", h.purgeQueue)
-	h.handle("POST", t+"/messages", h.postMessages)
-	h.handle("GET", t+"/messages", h.getMessages)
-	h.handle("DELETE", t+"/messages", h.deleteMessages)
-	h.handle("GET", t+"/messages/:message_id", h.getMessage)
-	h.handle("DELETE", t+"/messages/:message_id", h.deleteMessage)
-	h.handle("GET", t+"/subscriptions", h.listSubscriptions)
-	h.handle("POST", t+"/subscriptions", h.createSubscription)
-	h.handle("GET", t+"/subscriptions/:subscription_id", h.getSubscription)
-	h.handle("PATCH", t+"/subscriptions/:subscription_id", h.updateSubscription)
-	h.handle("DELETE", t+"/subscriptions/:subscription_id", h.deleteSubscription)
-	h.handle("PUT", t+"/subscriptions/:subscription_id/confirm", h.confirmSubscription)
+	h.queueRoutes("/v2/topics/:topic_name")
+}
+
+// queueRoutes registers what queues and topics share under base.
+func (h *Handler) queueRoutes(base string) {
+	h.handle("PUT", base, h.createQueue)
+	h.handle("GET", base, h.getQueue)
+	h.handle("PATCH", base, h.patchQueue)
+	h.handle("DELETE", base, h.deleteQueue)
+	h.handle("GET", base+"/stats", h.queueStats)
+	h.handle("POST", base+"/purge", h.purgeQueue)
+
+	h.handle("POST", base+"/messages", h.postMessages)
+	h.handle("GET", base+"/messages", h.getMessages)
+	h.handle("DELETE", base+"/messages", h.deleteMessages)
+	h.handle("GET", base+"/messages/:message_id", h.getMessage)
+	h.handle("DELETE", base+"/messages/:message_id", h.deleteMessage)
+
+	h.handle("GET", base+"/subscriptions", h.listSubscriptions)
+	h.handle("POST", base+"/subscriptions", h.createSubscription)
+	h.handle("GET", base+"/subscriptions/:subscription_id", h.getSubscription)
+	h.handle("PATCH", base+"/subscriptions/:subscription_id", h.updateSubscription)
+	h.handle("DELETE", base+"/subscriptions/:subscription_id", h.deleteSubscription)
+	h.handle("PUT", base+"/subscriptions/:subscription_id/confirm", h.confirmSubscription)
 }
 
 var propagator = propagation.TraceContext{}
