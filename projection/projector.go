@@ -176,9 +176,14 @@ func (p *Projector) run(ctx context.Context, part int32) {
 
 // follow applies partition part until ctx ends or something fails.
 func (p *Projector) follow(ctx context.Context, part int32) error {
+	replayEnd, err := p.log.End(ctx, part)
+	if err != nil {
+		return err
+	}
+	scan := &followScan{p: p, src: part, replayEnd: replayEnd, targets: map[int32]*targetScan{}}
 	// Follow-ups of batches committed before a crash or a failed append
 	// go out first; the watermark then catches up with the store.
-	if err := p.flushOutbox(ctx, part); err != nil {
+	if err := p.flushOutbox(ctx, part, scan); err != nil {
 		return err
 	}
 	applied, err := p.store.Applied(part)
@@ -202,7 +207,7 @@ func (p *Projector) follow(ctx context.Context, part int32) error {
 		if err != nil {
 			return err
 		}
-		if err := p.applyBatch(ctx, a, part, recs); err != nil {
+		if err := p.applyBatch(ctx, a, part, recs, scan); err != nil {
 			return err
 		}
 	}
@@ -210,7 +215,7 @@ func (p *Projector) follow(ctx context.Context, part int32) error {
 
 var propagator = propagation.TraceContext{}
 
-func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs []hlog.Record) error {
+func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs []hlog.Record, scan *followScan) error {
 	b := p.store.db.NewIndexedBatch()
 	defer b.Close()
 	for i := range recs {
@@ -227,7 +232,7 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 	}
 	if a.outboxed {
 		a.outboxed = false
-		if err := p.flushOutbox(ctx, part); err != nil {
+		if err := p.flushOutbox(ctx, part, scan); err != nil {
 			return err
 		}
 	}
