@@ -69,7 +69,7 @@ func (ps *poolSet) replica(ctx context.Context, name string) (*projection.Replic
 	}
 	sum := sha256.Sum256([]byte(rec.URI))
 	dir := filepath.Join(ps.dir, name+"-"+hex.EncodeToString(sum[:4]))
-	r, err := projection.StartReplica(ctx, l, dir, ps.cfg.Logger)
+	r, err := projection.StartReplica(ctx, l, dir, ps.cfg.Logger, ps.cfg.Feed)
 	if err != nil {
 		return nil, Unavailable(fmt.Sprintf("Pool %s could not be opened.", name), err)
 	}

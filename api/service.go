@@ -49,6 +49,9 @@ type Config struct {
 	PoolDir    string
 	Partitions int32
 	Logger     *slog.Logger
+	// Feed receives the applied events of the pools' replicas (the node
+	// passes the one its own replica publishes to).
+	Feed *projection.Feed
 
 	// IdempotencyWindow is how long an Idempotency-Key is remembered.
 	IdempotencyWindow time.Duration

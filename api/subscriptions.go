@@ -100,22 +100,23 @@ func pyList(items []string) string {
 }
 
 // CreateSubscription subscribes to queue with the fields of doc and
-// returns the subscription id: a new one, or that of the same subscriber's
-// unconfirmed subscription. The queue is created first if needed, even
-// when doc turns out to be invalid (contract §2.5.2).
-func (s *Service) CreateSubscription(ctx context.Context, c Caller, queue string, doc map[string]any) (string, error) {
+// returns the subscription id and whether it is new: a new one, or that
+// of the same subscriber's unconfirmed subscription. The queue is created
+// first if needed, even when doc turns out to be invalid (contract
+// §2.5.2).
+func (s *Service) CreateSubscription(ctx context.Context, c Caller, queue string, doc map[string]any) (string, bool, error) {
 	if _, err := s.PrepareQueue(ctx, c, queue); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if _, ok := doc["subscriber"]; !ok {
-		return "", BadRequest("Missing parameter subscriber in body.")
+		return "", false, BadRequest("Missing parameter subscriber in body.")
 	}
 	f, e := s.parseSubscription(doc)
 	if e != nil {
-		return "", e
+		return "", false, e
 	}
 	if f.Subscriber == nil || *f.Subscriber == "" {
-		return "", BadRequest("The subscriber type of subscription must be supported in the list %s.", pyList(SubscriberTypes))
+		return "", false, BadRequest("The subscriber type of subscription must be supported in the list %s.", pyList(SubscriberTypes))
 	}
 	pl := &hlog.SubscriptionCreatedV1{Subscriber: *f.Subscriber, TTL: s.cfg.DefaultSubscriptionTTL, Options: f.Options}
 	if f.TTL != nil {
@@ -123,13 +124,13 @@ func (s *Service) CreateSubscription(ctx context.Context, c Caller, queue string
 	}
 	ev, err := s.event(hlog.SubscriptionCreated, c, queue, pl)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	_, _, out, err := s.write(ctx, c, ev)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return out.ID, nil
+	return out.ID, out.Status == 201, nil
 }
 
 // UpdateSubscription changes the subscriber, ttl and/or options of a

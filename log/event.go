@@ -260,9 +260,9 @@ type QueuePlacedV1 struct {
 
 // SubscriptionCreatedV1 is POST /v2/queues/{q}/subscriptions, validated.
 // Apply returns the existing subscription's id when the same subscriber is
-// subscribed but unconfirmed (outcome 201, nothing changes), 409 when it
+// subscribed but unconfirmed (outcome 200, nothing changes), 409 when it
 // is confirmed, and otherwise creates one whose id derives from the
-// event's position. Options is a compact JSON object.
+// event's position (outcome 201). Options is a compact JSON object.
 type SubscriptionCreatedV1 struct {
 	Subscriber string `msgpack:"subscriber"`
 	TTL        int64  `msgpack:"ttl"`

@@ -28,6 +28,20 @@ func PositionID(p int32, off int64, index int) string {
 	return hex.EncodeToString(b[:])
 }
 
+// ParseID returns the log position an id was derived from.
+func ParseID(id string) (p int32, off int64, index int, ok bool) {
+	if !ValidID(id) {
+		return 0, 0, 0, false
+	}
+	b, err := hex.DecodeString(id)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	var o [8]byte
+	copy(o[2:], b[3:9])
+	return int32(binary.BigEndian.Uint16(b[1:])), int64(binary.BigEndian.Uint64(o[:])), int(b[9])<<16 | int(b[10])<<8 | int(b[11]), true
+}
+
 // ValidID reports whether s has the shape of a Herald id. Anything else is
 // simply "not found" to the API.
 func ValidID(s string) bool {

@@ -31,6 +31,7 @@ type Projector struct {
 	logger *slog.Logger
 	tracer trace.Tracer
 	batch  int
+	feed   *Feed
 
 	parts  []*watermark
 	cancel context.CancelFunc
@@ -62,6 +63,8 @@ type ProjectorOptions struct {
 	Logger *slog.Logger
 	// Batch bounds how many records one commit applies.
 	Batch int
+	// Feed, if set, receives every applied event.
+	Feed *Feed
 }
 
 // NewProjector returns a projector of log l into s. Start runs it.
@@ -73,7 +76,7 @@ func NewProjector(s *Store, l hlog.Log, opts ProjectorOptions) *Projector {
 		opts.Batch = 512
 	}
 	p := &Projector{
-		store: s, log: l, logger: opts.Logger, batch: opts.Batch,
+		store: s, log: l, logger: opts.Logger, batch: opts.Batch, feed: opts.Feed,
 		tracer: otel.Tracer("github.com/heraldmq/herald/projection"),
 		parts:  make([]*watermark, l.Partitions()),
 	}
@@ -218,9 +221,14 @@ var propagator = propagation.TraceContext{}
 func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs []hlog.Record, scan *followScan) error {
 	b := p.store.db.NewIndexedBatch()
 	defer b.Close()
+	var changes []Applied
 	for i := range recs {
-		if err := p.applyRecord(ctx, b, a, &recs[i]); err != nil {
+		ev, err := p.applyRecord(ctx, b, a, &recs[i])
+		if err != nil {
 			return err
+		}
+		if ev != nil && p.feed != nil {
+			changes = append(changes, Applied{Partition: part, Offset: recs[i].Offset, Event: ev})
 		}
 	}
 	next := recs[len(recs)-1].Offset + 1
@@ -237,10 +245,13 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 		}
 	}
 	p.parts[part].advance(next)
+	p.feed.publish(changes)
 	return nil
 }
 
-func (p *Projector) applyRecord(ctx context.Context, b *pebble.Batch, a *applier, rec *hlog.Record) error {
+// applyRecord applies one record and returns its event when the event
+// changed something (not a rejection, not a repeated request).
+func (p *Projector) applyRecord(ctx context.Context, b *pebble.Batch, a *applier, rec *hlog.Record) (*hlog.Event, error) {
 	carrier := propagation.MapCarrier{}
 	if tp := rec.HeaderValue(hlog.HeaderTraceparent); tp != nil {
 		carrier[hlog.HeaderTraceparent] = string(tp)
@@ -259,15 +270,18 @@ func (p *Projector) applyRecord(ctx context.Context, b *pebble.Batch, a *applier
 	ev, err := hlog.DecodeEvent(rec.Value)
 	if err != nil {
 		p.logger.Warn("skipping undecodable event", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		return putRecord(b, outcomeKey(rec.Partition, rec.Offset), &Outcome{Status: 400, Title: "Invalid request body", Description: err.Error()})
+		return nil, putRecord(b, outcomeKey(rec.Partition, rec.Offset), &Outcome{Status: 400, Title: "Invalid request body", Description: err.Error()})
 	}
 	out, err := a.apply(b, rec.Offset, ev)
 	if err != nil {
 		span.RecordError(err)
-		return fmt.Errorf("apply %s at %d/%d: %w", ev.Type, rec.Partition, rec.Offset, err)
+		return nil, fmt.Errorf("apply %s at %d/%d: %w", ev.Type, rec.Partition, rec.Offset, err)
 	}
 	if out != nil {
 		span.SetAttributes(attribute.Int("herald.outcome", out.Status))
+		if out.Status >= 400 || out.Repeat {
+			return nil, nil
+		}
 	}
-	return nil
+	return ev, nil
 }

@@ -18,9 +18,10 @@ type Replica struct {
 }
 
 // StartReplica opens the projection in dir, starts projecting l into it
-// and waits until it caught up with the log. The replica owns l from then
+// (publishing to feed, which may be nil) and waits until it caught up with
+// the log. The replica owns l from then
 // on (also when StartReplica fails).
-func StartReplica(ctx context.Context, l hlog.Log, dir string, logger *slog.Logger) (_ *Replica, err error) {
+func StartReplica(ctx context.Context, l hlog.Log, dir string, logger *slog.Logger, feed *Feed) (_ *Replica, err error) {
 	r := &Replica{Log: l}
 	defer func() {
 		if err != nil {
@@ -30,7 +31,7 @@ func StartReplica(ctx context.Context, l hlog.Log, dir string, logger *slog.Logg
 	if r.Store, err = Open(dir, logger); err != nil {
 		return nil, err
 	}
-	r.Projector = NewProjector(r.Store, l, ProjectorOptions{Logger: logger})
+	r.Projector = NewProjector(r.Store, l, ProjectorOptions{Logger: logger, Feed: feed})
 	if err := r.Projector.Start(); err != nil {
 		return nil, err
 	}

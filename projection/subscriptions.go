@@ -73,8 +73,9 @@ func (a *applier) createSubscription(b *pebble.Batch, off int64, ev *hlog.Event,
 			return createConflict, nil
 		}
 		// Re-subscribing while unconfirmed names the same subscription
-		// (the notifier sends the confirmation again).
-		return &Outcome{Status: 201, ID: old.ID}, nil
+		// (the notifier sends the confirmation again); 200 tells it apart
+		// from a new one.
+		return &Outcome{Status: 200, ID: old.ID}, nil
 	}
 	s := &Subscription{
 		ID: PositionID(a.p, off, 0), Source: ev.Queue, Subscriber: pl.Subscriber,

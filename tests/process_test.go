@@ -61,7 +61,7 @@ type proc struct {
 // JSON logs, and waits until it serves.
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := exec.Command(heraldBinary(t), args...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stderr, err := cmd.StderrPipe()

@@ -84,7 +84,7 @@ func (h *Handler) createSubscription(w http.ResponseWriter, r *request) error {
 	if e != nil {
 		return e
 	}
-	id, err := h.svc.CreateSubscription(r.Context(), r.caller, r.queue, doc)
+	id, _, err := h.svc.CreateSubscription(r.Context(), r.caller, r.queue, doc)
 	if err != nil {
 		if ae, ok := err.(*api.Error); ok && ae.Status == 409 {
 			w.Header().Set("Location", r.URL.Path)

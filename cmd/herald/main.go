@@ -77,7 +77,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		data       = fs.String("data", "./data", "directory of the embedded log (DIR/log) and the projection (DIR/projection)")
-		listen     = fs.String("listen", "127.0.0.1:8888", "REST API listen address (host:port)")
+		listen     = fs.String("listen", "127.0.0.1:8888", "REST API listen address (host:port); it also serves the WebSocket API at /ws")
+		wsListen   = fs.String("ws-listen", "127.0.0.1:9000", "WebSocket API listen address (host:port); empty serves WebSocket only at the REST address's /ws")
 		brokers    = fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded log")
 		topic      = fs.String("topic", "herald-events", "Kafka topic of the event log (created on start)")
 		partitions = fs.Int("partitions", 16, "partitions of the event log (fixed once the log exists)")
@@ -144,7 +145,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg.ApplyTimeout = *applyWait
 	sc := server.Config{
-		DataDir: *data, Listen: *listen, Topic: *topic, Partitions: int32(*partitions),
+		DataDir: *data, Listen: *listen, WSListen: *wsListen, Topic: *topic, Partitions: int32(*partitions),
 		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, AdminMode: *adminMode, Logger: logger,
 		CORS: rest.CORS{AllowedOrigins: commaList(*origins)},
 	}

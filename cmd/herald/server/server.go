@@ -33,6 +33,7 @@ import (
 	"github.com/heraldmq/herald/api/rest"
 	hlog "github.com/heraldmq/herald/log"
 	"github.com/heraldmq/herald/projection"
+	"github.com/heraldmq/herald/ws"
 )
 
 // Version is the build's version, set with -ldflags.
@@ -44,7 +45,13 @@ type Config struct {
 	// (DataDir/projection).
 	DataDir string
 	// Listen is the REST listener address (host:port; port 0 picks one).
+	// It also serves the WebSocket API at /ws.
 	Listen string
+	// WSListen, when set, serves the WebSocket API on its own listener
+	// too (Zaqar's 127.0.0.1:9000).
+	WSListen string
+	// WS configures the WebSocket transport.
+	WS ws.Config
 	// Brokers, when set, selects the Kafka log instead of the embedded one.
 	Brokers    []string
 	Topic      string
@@ -73,6 +80,9 @@ type Server struct {
 	logger   *slog.Logger
 	primary  *projection.Replica
 	svc      *api.Service
+	ws       *ws.Server
+	wsHTTP   *http.Server
+	wsLn     net.Listener
 	http     *http.Server
 	listener net.Listener
 	debug    *http.Server
@@ -119,7 +129,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	start := time.Now()
-	if s.primary, err = projection.StartReplica(ctx, l, filepath.Join(cfg.DataDir, "projection"), cfg.Logger); err != nil {
+	feed := projection.NewFeed()
+	if s.primary, err = projection.StartReplica(ctx, l, filepath.Join(cfg.DataDir, "projection"), cfg.Logger, feed); err != nil {
 		return nil, err
 	}
 	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
@@ -128,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	apiCfg := cfg.API
-	apiCfg.PoolDir, apiCfg.Partitions, apiCfg.Logger = filepath.Join(cfg.DataDir, "pools"), cfg.Partitions, cfg.Logger
+	apiCfg.PoolDir, apiCfg.Partitions, apiCfg.Logger, apiCfg.Feed = filepath.Join(cfg.DataDir, "pools"), cfg.Partitions, cfg.Logger, feed
 	if s.svc, err = api.New(apiCfg, s.primary, cfg.Now); err != nil {
 		return nil, err
 	}
@@ -136,11 +147,30 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	wsCfg := cfg.WS
+	if wsCfg.Logger == nil {
+		wsCfg.Logger = cfg.Logger
+	}
+	if wsCfg.Keystone == nil {
+		wsCfg.Keystone = cfg.Keystone
+	}
+	s.ws = ws.New(s.svc, feed, wsCfg)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", s.ws)
+	mux.Handle("/", h)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}
-	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	go func() { s.serveErr <- s.http.Serve(s.listener) }()
+	if cfg.WSListen != "" {
+		if s.wsLn, err = net.Listen("tcp", cfg.WSListen); err != nil {
+			return nil, err
+		}
+		s.wsHTTP = &http.Server{Handler: s.ws, ReadHeaderTimeout: 10 * time.Second}
+		go func() { s.serveErr <- s.wsHTTP.Serve(s.wsLn) }()
+		s.logger.Info("WebSocket API listening", "addr", s.wsLn.Addr().String())
+	}
 	if cfg.DebugListen != "" {
 		if err := s.startDebug(cfg.DebugListen); err != nil {
 			return nil, err
@@ -160,6 +190,17 @@ func (s *Server) logKind() string {
 // Addr is the REST listener's address.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
+// WSAddr is the WebSocket listener's address ("" without one).
+func (s *Server) WSAddr() string {
+	if s.wsLn == nil {
+		return ""
+	}
+	return s.wsLn.Addr().String()
+}
+
+// WS is the WebSocket transport (tests count its connections).
+func (s *Server) WS() *ws.Server { return s.ws }
+
 // Store is the node's projection (tests read digests from it).
 func (s *Server) Store() *projection.Store { return s.primary.Store }
 
@@ -177,6 +218,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) close(ctx context.Context) error {
 	var errs []error
+	if s.ws != nil {
+		// WebSocket connections are hijacked: http.Server.Shutdown does
+		// not wait for them, the transport closes them itself.
+		errs = append(errs, s.ws.Shutdown(ctx))
+	}
+	if s.wsHTTP != nil {
+		errs = append(errs, s.wsHTTP.Shutdown(ctx))
+	} else if s.wsLn != nil {
+		errs = append(errs, s.wsLn.Close())
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	} else if s.listener != nil {

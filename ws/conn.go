@@ -1,0 +1,212 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heraldmq/herald/api"
+)
+
+// Close codes Herald uses besides the standard ones.
+const (
+	// closeAuthExpired: the authenticated token expired (Zaqar's 4003).
+	closeAuthExpired = 4003
+)
+
+// frame is one frame queued for the writer; a close frame ends the
+// connection after it is sent.
+type frame struct {
+	enc   encoding
+	data  []byte
+	close *websocket.CloseError
+}
+
+// conn is one WebSocket connection.
+type conn struct {
+	s    *Server
+	ws   *websocket.Conn
+	id   string
+	host string // this node in subscriber URLs: host:port
+
+	send      chan frame
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// notifyEnc is the encoding of notifications: that of the last
+	// successful subscription_create over this connection (contract §4.7).
+	notifyEnc atomic.Int32
+
+	mu     sync.Mutex
+	subs   map[subKey]string // WebSocket subscriptions made here: queue → id
+	authed *api.Identity     // keystone mode: the authenticated token's identity
+}
+
+type subKey struct{ project, queue string }
+
+func newConn(s *Server, wsc *websocket.Conn, r *http.Request) *conn {
+	host := s.cfg.NotifyHost
+	if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(addr.String()); err == nil {
+			host = net.JoinHostPort(host, port)
+		}
+	}
+	return &conn{s: s, ws: wsc, id: newConnID(), host: host,
+		send: make(chan frame, s.cfg.SendQueue), done: make(chan struct{}), subs: map[subKey]string{}}
+}
+
+// serve runs the connection: a writer goroutine, and the read loop here.
+func (c *conn) serve() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writeLoop()
+	}()
+	c.readLoop()
+	c.close(websocket.CloseNormalClosure, "")
+	wg.Wait()
+	c.ws.Close()
+	c.cleanup()
+}
+
+func (c *conn) readLoop() {
+	c.ws.SetReadLimit(c.s.cfg.MaxFrame)
+	pongWait := 2 * c.s.cfg.PingInterval
+	c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.close(websocket.CloseMessageTooBig, "Frame too large.")
+			}
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		enc := encJSON
+		if mt == websocket.BinaryMessage {
+			enc = encMsgpack
+		}
+		resp := c.handle(enc, data)
+		if resp == nil {
+			continue // the action answered on its own (stream_subscribe)
+		}
+		out, err := encodeFrame(enc, resp)
+		if err != nil {
+			c.s.cfg.Logger.Error("encode answer", "err", err)
+			out, _ = encodeFrame(enc, errorResponse(nil, 500, "Unexpected error."))
+		}
+		// Answers wait for room in the queue: a client that sends but
+		// does not read simply stops being read.
+		select {
+		case c.send <- frame{enc: enc, data: out}:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *conn) writeLoop() {
+	ping := time.NewTicker(c.s.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case f := <-c.send:
+			c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if f.close != nil {
+				c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(f.close.Code, f.close.Text))
+				c.ws.Close() // ends the read loop
+				return
+			}
+			mt := websocket.TextMessage
+			if f.enc == encMsgpack {
+				mt = websocket.BinaryMessage
+			}
+			if err := c.ws.WriteMessage(mt, f.data); err != nil {
+				c.ws.Close()
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+				c.ws.Close()
+				return
+			}
+		case <-c.done:
+			// Say why, then go. A slow consumer gets its close frame once
+			// it reads what is already on the wire, or never.
+			if cl := c.pendingClose(); cl != nil {
+				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(cl.Code, cl.Text), time.Now().Add(c.s.cfg.WriteTimeout))
+			}
+			c.ws.Close()
+			return
+		}
+	}
+}
+
+// push queues a server-initiated frame (a notification). It never blocks:
+// a socket whose queue is full is closed as a slow consumer.
+func (c *conn) push(f frame) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.send <- f:
+		return true
+	default:
+		c.close(websocket.ClosePolicyViolation, "Slow consumer: too many frames waiting.")
+		return false
+	}
+}
+
+var closeReasons sync.Map // *conn → *websocket.CloseError
+
+func (c *conn) pendingClose() *websocket.CloseError {
+	if v, ok := closeReasons.LoadAndDelete(c); ok {
+		return v.(*websocket.CloseError)
+	}
+	return nil
+}
+
+// close ends the connection with code and reason, once.
+func (c *conn) close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		closeReasons.Store(c, &websocket.CloseError{Code: code, Text: reason})
+		close(c.done)
+	})
+}
+
+// cleanup deletes the subscriptions made through the connection and
+// forgets its streams (contract §4.7).
+func (c *conn) cleanup() {
+	closeReasons.Delete(c)
+	c.s.hub.dropConn(c)
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[subKey]string{}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for k, id := range subs {
+		caller := api.Caller{Project: k.project, ClientID: c.id}
+		if err := c.s.svc.DeleteSubscription(ctx, caller, k.queue, id); err != nil {
+			c.s.cfg.Logger.Warn("delete WebSocket subscription", "project", k.project, "queue", k.queue, "id", id, "err", err)
+		}
+	}
+}
+
+// subscriberURL is the subscriber of WebSocket subscriptions made here.
+func (c *conn) subscriberURL() string { return "http://" + c.host + "/" + c.id }
+
+func itoa(i int) string { return strconv.Itoa(i) }
