@@ -592,15 +592,24 @@ func (c *conn) subscribe(ctx context.Context, r *request, q string) map[string]a
 	}
 	delete(doc, "queue_name")
 	own := false
+	k := subKey{r.caller.Project, q}
 	if _, ok := doc["subscriber"]; !ok {
 		doc["subscriber"], own = c.subscriberURL(), true
+		// Listen before the subscription exists, so no message posted
+		// once it does can slip by; the id follows.
+		if !c.s.hub.listen(c, k) {
+			return response(r, 409, fmt.Sprintf("Subscription %s not created.", q))
+		}
 	}
 	id, created, err := svc.CreateSubscription(ctx, r.caller, q, doc)
 	var e *api.Error
-	if !created && (err == nil || errors.As(err, &e) && e.Status == http.StatusConflict) {
-		return response(r, 409, fmt.Sprintf("Subscription %s not created.", q))
-	}
-	if err != nil {
+	if !created && (err == nil || errors.As(err, &e) && e.Status == http.StatusConflict) || err != nil {
+		if own {
+			c.s.hub.unlisten(c, k)
+		}
+		if err == nil || e != nil && e.Status == http.StatusConflict {
+			return response(r, 409, fmt.Sprintf("Subscription %s not created.", q))
+		}
 		return apiError(r, err)
 	}
 	if own {

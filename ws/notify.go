@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,31 @@ func newHub(s *Server) *hub {
 	return &hub{s: s, subs: map[subKey]map[*conn]*wsSub{}, streams: map[subKey]map[*conn]*stream{}}
 }
 
+// listen starts notifying c of queue k's messages ahead of its
+// subscription; false when c already has one there.
+func (h *hub) listen(c *conn, k subKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[k][c]; ok {
+		return false
+	}
+	if h.subs[k] == nil {
+		h.subs[k] = map[*conn]*wsSub{}
+	}
+	h.subs[k][c] = &wsSub{expires: math.MaxInt64}
+	return true
+}
+
+func (h *hub) unlisten(c *conn, k subKey) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs[k], c)
+	if len(h.subs[k]) == 0 {
+		delete(h.subs, k)
+	}
+}
+
+// subscribe names the subscription c listens to queue for.
 func (h *hub) subscribe(c *conn, project, queue, id string, expires int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
