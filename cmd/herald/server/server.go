@@ -157,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.ws = ws.New(s.svc, feed, wsCfg)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.ws)
+	mux.Handle("/ui/", ws.UIHandler())
 	mux.Handle("/", h)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
