@@ -1,12 +1,8 @@
 package tests
 
 import (
-	"bufio"
-	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,35 +17,8 @@ func TestPythonZaqarClient(t *testing.T) {
 	python := zaqarclientPython(t)
 	p := startProc(t, "--data", t.TempDir(), "--admin-mode", "--signed-url-key", "s3cret")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, python, "zaqarclient/interop.py", p.URL, t.TempDir())
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout // tracebacks interleaved with the check lines
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var last string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		last = sc.Text()
-		t.Log(last)
-	}
-	err = cmd.Wait()
-	if ctx.Err() != nil {
-		t.Fatalf("interop.py did not finish in time:\nherald log:\n%s", p.output())
-	}
-	if err != nil {
-		t.Fatalf("interop.py: %v\nherald log:\n%s", err, p.output())
-	}
-	if !regexp.MustCompile(`^[1-9][0-9]* passed, 0 failed$`).MatchString(last) {
-		t.Fatalf("interop.py exited 0 without its summary line; last line: %q", last)
-	}
+	runCheckScript(t, p, 3*time.Minute, []string{"PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"},
+		python, "zaqarclient/interop.py", p.URL, t.TempDir())
 }
 
 // zaqarclientPython returns a python3 that can import zaqarclient: the one
