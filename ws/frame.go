@@ -3,12 +3,14 @@ package ws
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Frames (contract §4.2): a text frame is one JSON request, a binary frame
@@ -43,7 +45,7 @@ func decodeFrame(enc encoding, data []byte) (any, error) {
 	}
 	rd := bytes.NewReader(data)
 	d := msgpack.NewDecoder(rd)
-	v, err := d.DecodeInterfaceLoose()
+	v, err := readMsgpack(d, rd, 0)
 	if err != nil {
 		return nil, fmt.Errorf("Can't decode binary (MessagePack) request. UnpackValueError: %v", err)
 	}
@@ -57,11 +59,82 @@ func decodeFrame(enc encoding, data []byte) (any, error) {
 	return out, nil
 }
 
+// maxDepth bounds the nesting of arrays and maps in a MessagePack
+// request, as encoding/json bounds text frames (10000): the decoders and
+// encoders recurse, and a frame of a million nested arrays would overflow
+// the stack, which kills the process.
+const maxDepth = 10000
+
+// readMsgpack reads one value as msgpack's DecodeInterfaceLoose does, but
+// bounds nesting and never allocates for more elements than the bytes
+// left can hold (the loose decoder trusts a header: the 5-byte frame
+// "dd ff ff ff ff" made it allocate 64 GiB).
+func readMsgpack(d *msgpack.Decoder, rd *bytes.Reader, depth int) (any, error) {
+	c, err := d.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	isArray := msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
+	isMap := msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
+	if !isArray && !isMap {
+		return d.DecodeInterfaceLoose()
+	}
+	if depth >= maxDepth {
+		return nil, fmt.Errorf("nesting deeper than %d", maxDepth)
+	}
+	if isArray {
+		n, err := d.DecodeArrayLen()
+		if err != nil {
+			return nil, err
+		}
+		if n > rd.Len() { // every element takes a byte at least
+			return nil, fmt.Errorf("array of %d elements in %d bytes", n, rd.Len())
+		}
+		out := make([]any, n)
+		for i := range out {
+			if out[i], err = readMsgpack(d, rd, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > rd.Len()/2 { // a key and a value: two bytes at least
+		return nil, fmt.Errorf("map of %d entries in %d bytes", n, rd.Len())
+	}
+	out := make(map[string]any, n)
+	for range n {
+		k, err := readMsgpack(d, rd, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		ks, ok := k.(string)
+		if b, isBytes := k.([]byte); isBytes {
+			ks, ok = string(b), true
+		}
+		if !ok { // a list or map key would not even be hashable
+			return nil, fmt.Errorf("TypeError: map keys must be strings, not %T", k)
+		}
+		if out[ks], err = readMsgpack(d, rd, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // fromMsgpack converts a loosely decoded MessagePack value to the JSON
 // value shapes. Raw strings and bin are read as UTF-8 text, as Zaqar does.
 func fromMsgpack(v any) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, string:
+	case nil, bool:
+		return x, nil
+	case string:
+		if !utf8.ValidString(x) {
+			return nil, fmt.Errorf("UnicodeDecodeError: invalid UTF-8")
+		}
 		return x, nil
 	case []byte:
 		if !utf8.Valid(x) {
@@ -108,6 +181,9 @@ func fromMsgpack(v any) (any, error) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
+			if !utf8.ValidString(k) {
+				return nil, fmt.Errorf("UnicodeDecodeError: invalid UTF-8")
+			}
 			c, err := fromMsgpack(e)
 			if err != nil {
 				return nil, err
@@ -124,6 +200,9 @@ func fromMsgpack(v any) (any, error) {
 			}
 			if !ok {
 				return nil, fmt.Errorf("TypeError: map keys must be strings, not %T", k)
+			}
+			if !utf8.ValidString(ks) {
+				return nil, fmt.Errorf("UnicodeDecodeError: invalid UTF-8")
 			}
 			c, err := fromMsgpack(e)
 			if err != nil {
@@ -176,7 +255,16 @@ func toMsgpack(v any) (any, error) {
 		if i, err := x.Int64(); err == nil {
 			return i, nil
 		}
-		return x.Float64()
+		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return u, nil // past int64: still an integer, not a float
+		}
+		f, err := strconv.ParseFloat(string(x), 64)
+		if errors.Is(err, strconv.ErrRange) {
+			// 1e400 is stored as sent; Python reads it as inf and packs
+			// that, rather than failing the whole answer.
+			return f, nil
+		}
+		return f, err
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
