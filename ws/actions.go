@@ -224,6 +224,11 @@ func (c *conn) signed(r *request) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
+	// Signed paths match as substrings (contract Q10): a queue name with
+	// slashes could hold another queue's path, so it must be valid.
+	if !api.ValidQueueName(r.str("queue_name")) {
+		return false
+	}
 	path := "/v2/queues/" + r.str("queue_name") + "/messages"
 	return c.s.svc.VerifySigned(method, path, header(r, "URL-Signature"), header(r, "URL-Expires"), methods, paths, header(r, "X-Project-ID"))
 }
@@ -465,6 +470,11 @@ func (c *conn) post(ctx context.Context, r *request, q string) map[string]any {
 	}
 	msgs, e := api.ParseNewMessages(raw)
 	if e != nil {
+		if e != api.ErrBodyDocType {
+			// Zaqar's sanitizer raises its BadRequest, whose text starts
+			// so (contract §4.5).
+			e = &api.Error{Status: e.Status, Title: e.Title, Description: "Bad request. " + e.Description}
+		}
 		return apiError(r, e)
 	}
 	ids, err := svc.PostMessages(ctx, r.caller, q, meta, msgs, api.PostOptions{IgnoreDelay: true})
@@ -586,6 +596,10 @@ func subscriptionJSON(s *projection.Subscription, now int64) map[string]any {
 // always 409 here.
 func (c *conn) subscribe(ctx context.Context, r *request, q string) map[string]any {
 	svc := c.s.svc
+	// It may create the queue, so it validates the name (contract §4.5).
+	if !api.ValidQueueName(q) || !api.ValidProject(r.caller.Project) {
+		return apiError(r, api.BadRequest("The format of the submitted queue name or project id is not valid."))
+	}
 	doc := map[string]any{}
 	for k, v := range r.body {
 		doc[k] = v
