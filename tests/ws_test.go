@@ -406,3 +406,24 @@ func TestWSOversizedFrame(t *testing.T) {
 		t.Fatalf("oversized frame: %v, want close 1009", err)
 	}
 }
+
+// TestWSAnswerBeforeOwnNotification: a subscribed socket that posts gets
+// its answer first, then the notification the post caused (clients such
+// as python-zaqarclient read the next frame as the answer).
+func TestWSAnswerBeforeOwnNotification(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	w := wsDial(t, n, "p-"+newID()[:8])
+	expectStatus(t, w.do(false, "subscription_create", map[string]any{"queue_name": "q"}), 201)
+	for i := 0; i < 20; i++ {
+		body := map[string]any{"queue_name": "q", "messages": []any{map[string]any{"body": i}}}
+		if err := w.c.WriteMessage(websocket.TextMessage, mustJSON(map[string]any{"action": "message_post", "headers": w.headers(), "body": body})); err != nil {
+			t.Fatal(err)
+		}
+		if m := w.read(); status(t, m) != 201 {
+			t.Fatalf("post %d: the next frame is %v, not the answer", i, m)
+		}
+		if m := w.read(); m["Message_Type"] != "Notification" || m["body"] != float64(i) {
+			t.Fatalf("post %d: then %v, not its notification", i, m)
+		}
+	}
+}

@@ -40,6 +40,14 @@ type conn struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
+	// While a request runs, pushed frames wait in held and follow its
+	// answer: a client reading "the next frame" after a request (as
+	// python-zaqarclient does) gets the answer, not a notification its
+	// own post caused.
+	hmu  sync.Mutex
+	busy bool
+	held []frame
+
 	// notifyEnc is the encoding of notifications: that of the last
 	// successful subscription_create over this connection (contract §4.7).
 	notifyEnc atomic.Int32
@@ -97,23 +105,40 @@ func (c *conn) readLoop() {
 		if mt == websocket.BinaryMessage {
 			enc = encMsgpack
 		}
+		c.hold(true)
 		resp := c.handle(enc, data)
-		if resp == nil {
-			continue // the action answered on its own (stream_subscribe)
+		if resp != nil { // nil: the action answered on its own (stream_subscribe)
+			out, err := encodeFrame(enc, resp)
+			if err != nil {
+				c.s.cfg.Logger.Error("encode answer", "err", err)
+				out, _ = encodeFrame(enc, errorResponse(nil, 500, "Unexpected error."))
+			}
+			// Answers wait for room in the queue: a client that sends but
+			// does not read simply stops being read.
+			select {
+			case c.send <- frame{enc: enc, data: out}:
+			case <-c.done:
+				return
+			}
 		}
-		out, err := encodeFrame(enc, resp)
-		if err != nil {
-			c.s.cfg.Logger.Error("encode answer", "err", err)
-			out, _ = encodeFrame(enc, errorResponse(nil, 500, "Unexpected error."))
-		}
-		// Answers wait for room in the queue: a client that sends but
-		// does not read simply stops being read.
-		select {
-		case c.send <- frame{enc: enc, data: out}:
-		case <-c.done:
-			return
+		c.hold(false)
+	}
+}
+
+// hold starts or ends a request; ending it releases the held frames.
+func (c *conn) hold(on bool) {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	c.busy = on
+	if on {
+		return
+	}
+	for _, f := range c.held {
+		if !c.enqueue(f) {
+			break
 		}
 	}
+	c.held = nil
 }
 
 func (c *conn) writeLoop() {
@@ -156,6 +181,21 @@ func (c *conn) writeLoop() {
 // push queues a server-initiated frame (a notification). It never blocks:
 // a socket whose queue is full is closed as a slow consumer.
 func (c *conn) push(f frame) bool {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	if c.busy {
+		if len(c.held) >= c.s.cfg.SendQueue {
+			c.close(websocket.ClosePolicyViolation, "Slow consumer: too many frames waiting.")
+			return false
+		}
+		c.held = append(c.held, f)
+		return true
+	}
+	return c.enqueue(f)
+}
+
+// enqueue queues f without blocking, closing a socket whose queue is full.
+func (c *conn) enqueue(f frame) bool {
 	select {
 	case <-c.done:
 		return false

@@ -231,7 +231,7 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 			b, err := encodeFrame(encoding(enc), payload)
 			if err != nil {
 				h.s.cfg.Logger.Error("encode notification", "err", err)
-				return
+				continue // that encoding's subscribers miss this one
 			}
 			frames[enc][i] = b
 		}
@@ -242,6 +242,9 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 		}
 		enc := encoding(c.notifyEnc.Load())
 		for _, b := range frames[enc] {
+			if b == nil {
+				continue
+			}
 			if !c.push(frame{enc: enc, data: b}) {
 				break
 			}
