@@ -34,7 +34,7 @@ func ParseJSON(b []byte) (any, *Error) {
 	default:
 		return nil, ErrBodyUnparseable
 	}
-	if !intsFit(v) {
+	if !IntsFit(v) {
 		return nil, ErrBodyBigInt
 	}
 	return v, nil
@@ -53,7 +53,8 @@ func ParseObject(b []byte) (map[string]any, *Error) {
 	return m, nil
 }
 
-func intsFit(v any) bool {
+// IntsFit reports whether every integer in v fits in 64 bits.
+func IntsFit(v any) bool {
 	switch x := v.(type) {
 	case json.Number:
 		s := string(x)
@@ -64,13 +65,13 @@ func intsFit(v any) bool {
 		return err == nil
 	case []any:
 		for _, e := range x {
-			if !intsFit(e) {
+			if !IntsFit(e) {
 				return false
 			}
 		}
 	case map[string]any:
 		for _, e := range x {
-			if !intsFit(e) {
+			if !IntsFit(e) {
 				return false
 			}
 		}

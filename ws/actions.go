@@ -468,6 +468,9 @@ func (c *conn) post(ctx context.Context, r *request, q string) map[string]any {
 	if err := svc.CheckPostSize(meta, int64(len(projection.EncodeJSON(raw)))); err != nil {
 		return apiError(r, err)
 	}
+	if !api.IntsFit(raw) {
+		return apiError(r, api.ErrBodyBigInt)
+	}
 	msgs, e := api.ParseNewMessages(raw)
 	if e != nil {
 		if e != api.ErrBodyDocType {
