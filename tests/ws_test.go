@@ -427,3 +427,26 @@ func TestWSAnswerBeforeOwnNotification(t *testing.T) {
 		}
 	}
 }
+
+// TestWSConnectionLimit: past the process's limit, upgrades are refused
+// with 503 until a connection closes.
+func TestWSConnectionLimit(t *testing.T) {
+	n := startNode(t, nodeOptions{Configure: func(c *server.Config) { c.WS.MaxConns = 2 }})
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/ws"
+	a, b := wsDial(t, n, "p"), wsDial(t, n, "p")
+	_, res, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil || res == nil || res.StatusCode != 503 {
+		t.Fatalf("third connection: %v %v, want 503", err, res)
+	}
+	a.c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.srv.WS().Open() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection still counts")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := wsDial(t, n, "p")
+	expectStatus(t, c.do(false, "queue_list", nil), 200)
+	expectStatus(t, b.do(false, "queue_list", nil), 200)
+}
