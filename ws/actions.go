@@ -353,6 +353,14 @@ func message(m *projection.Message, claimID any, now int64) map[string]any {
 	return map[string]any{"id": m.ID, "claim_id": claimID, "ttl": m.TTL, "age": api.Age(m.Created, now), "body": json.RawMessage(m.Body)}
 }
 
+func messages(msgs []projection.Message, claimID any, now int64) []any {
+	out := make([]any, len(msgs))
+	for i := range msgs {
+		out[i] = message(&msgs[i], claimID, now)
+	}
+	return out
+}
+
 func (c *conn) messageAction(ctx context.Context, r *request, q string) map[string]any {
 	svc := c.s.svc
 	now := svc.Now()
@@ -373,11 +381,7 @@ func (c *conn) messageAction(ctx context.Context, r *request, q string) map[stri
 		if err != nil {
 			return apiError(r, err)
 		}
-		items := make([]any, len(msgs))
-		for i := range msgs {
-			items[i] = message(&msgs[i], nil, now)
-		}
-		return response(r, 200, map[string]any{"messages": items})
+		return response(r, 200, map[string]any{"messages": messages(msgs, nil, now)})
 	case "message_get":
 		m, err := svc.GetMessage(ctx, r.caller, q, r.str("message_id"))
 		if err != nil {
@@ -393,11 +397,7 @@ func (c *conn) messageAction(ctx context.Context, r *request, q string) map[stri
 		if err != nil {
 			return apiError(r, err)
 		}
-		items := make([]any, len(msgs))
-		for i := range msgs {
-			items[i] = message(&msgs[i], nil, now)
-		}
-		return response(r, 200, map[string]any{"messages": items})
+		return response(r, 200, map[string]any{"messages": messages(msgs, nil, now)})
 	case "message_post":
 		return c.post(ctx, r, q)
 	case "message_delete":
@@ -513,23 +513,14 @@ func (c *conn) claimAction(ctx context.Context, r *request, q string) map[string
 		if cid == "" {
 			return response(r, 204, map[string]any{"claim_id": nil})
 		}
-		now := svc.Now()
-		items := make([]any, len(msgs))
-		for i := range msgs {
-			items[i] = message(&msgs[i], cid, now)
-		}
-		return response(r, 201, map[string]any{"claim_id": cid, "messages": items})
+		return response(r, 201, map[string]any{"claim_id": cid, "messages": messages(msgs, cid, svc.Now())})
 	case "claim_get":
 		cl, msgs, err := svc.GetClaim(ctx, r.caller, q, id)
 		if err != nil {
 			return apiError(r, claimMissing(err, id))
 		}
 		now := svc.Now()
-		items := make([]any, len(msgs))
-		for i := range msgs {
-			items[i] = message(&msgs[i], id, now)
-		}
-		return response(r, 200, map[string]any{"age": api.Age(cl.Updated, now), "ttl": cl.TTL, "messages": items})
+		return response(r, 200, map[string]any{"age": api.Age(cl.Updated, now), "ttl": cl.TTL, "messages": messages(msgs, id, now)})
 	case "claim_update":
 		if err := svc.RenewClaim(ctx, r.caller, q, id, times()); err != nil {
 			return apiError(r, claimMissing(err, id))

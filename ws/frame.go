@@ -239,6 +239,18 @@ func encodeFrame(enc encoding, v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+func toMsgpackList[T any](xs []T) ([]any, error) {
+	out := make([]any, len(xs))
+	for i, e := range xs {
+		c, err := toMsgpack(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
 // toMsgpack turns JSON value shapes (and raw JSON, as message bodies are
 // stored) into values MessagePack encodes natively.
 func toMsgpack(v any) (any, error) {
@@ -276,31 +288,11 @@ func toMsgpack(v any) (any, error) {
 		}
 		return out, nil
 	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			c, err := toMsgpack(e)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
-		}
-		return out, nil
+		return toMsgpackList(x)
 	case []map[string]any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			c, err := toMsgpack(e)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
-		}
-		return out, nil
+		return toMsgpackList(x)
 	case []string:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = e
-		}
-		return out, nil
+		return toMsgpackList(x)
 	}
 	return v, nil
 }
