@@ -38,8 +38,9 @@ type Identity struct {
 	Project string
 	Roles   []string
 	User    string
-	// Until is when the validation stops being trusted.
-	Until time.Time
+	// Until is when the validation stops being trusted (the cache's
+	// bound); Expires is when the token itself expires.
+	Until, Expires time.Time
 }
 
 // KeystoneValidator validates tokens against Keystone and caches the
@@ -48,10 +49,13 @@ type KeystoneValidator struct {
 	cfg Keystone
 	now func() time.Time
 
-	mu           sync.Mutex
+	mu    sync.Mutex // guards cache only: never held across a call to Keystone
+	cache map[string]Identity
+
+	// smu serialises fetching the service token (one fetch at a time).
+	smu          sync.Mutex
 	serviceToken string
 	serviceUntil time.Time
-	cache        map[string]Identity
 }
 
 // maxCachedTokens bounds the token cache; past it expired entries go,
@@ -142,9 +146,9 @@ func (k *KeystoneValidator) fetch(ctx context.Context, token string, retry bool)
 	defer res.Body.Close()
 	switch {
 	case res.StatusCode == http.StatusUnauthorized && retry:
-		k.mu.Lock()
+		k.smu.Lock()
 		k.serviceToken = ""
-		k.mu.Unlock()
+		k.smu.Unlock()
 		return k.fetch(ctx, token, false)
 	case res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusUnauthorized:
 		return Identity{}, ErrInvalidToken
@@ -159,9 +163,10 @@ func (k *KeystoneValidator) fetch(ctx context.Context, token string, retry bool)
 		// An unscoped token names no project to work in.
 		return Identity{}, ErrInvalidToken
 	}
-	id := Identity{Project: body.Token.Project.ID, User: body.Token.User.ID, Until: k.now().Add(k.cfg.CacheTTL)}
-	if !body.Token.ExpiresAt.IsZero() && body.Token.ExpiresAt.Before(id.Until) {
-		id.Until = body.Token.ExpiresAt
+	id := Identity{Project: body.Token.Project.ID, User: body.Token.User.ID,
+		Until: k.now().Add(k.cfg.CacheTTL), Expires: body.Token.ExpiresAt}
+	if !id.Expires.IsZero() && id.Expires.Before(id.Until) {
+		id.Until = id.Expires
 	}
 	for _, r := range body.Token.Roles {
 		id.Roles = append(id.Roles, r.Name)
@@ -172,8 +177,8 @@ func (k *KeystoneValidator) fetch(ctx context.Context, token string, retry bool)
 // service returns Herald's own token, issuing one with the service
 // user's password when there is none or it is about to expire.
 func (k *KeystoneValidator) service(ctx context.Context) (string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	k.smu.Lock()
+	defer k.smu.Unlock()
 	if k.serviceToken != "" && k.now().Add(time.Minute).Before(k.serviceUntil) {
 		return k.serviceToken, nil
 	}

@@ -175,7 +175,7 @@ func NoMessagesError(c Caller, queue string, ids []string) *Error {
 	for i, id := range ids {
 		quoted[i] = "'" + id + "'"
 	}
-	return NotFound("No messages with IDs: [%s] found in the queue %s for project %s.", strings.Join(quoted, ", "), queue, c.Project)
+	return NotFound("No messages with IDs: [%s] found in the queue %s for project %s.", strings.Join(quoted, ", "), QueueName(queue), c.Project)
 }
 
 // GetMessage returns one live message.
@@ -189,7 +189,7 @@ func (s *Service) GetMessage(ctx context.Context, c Caller, queue, id string) (*
 		return nil, Unavailable("Message could not be read.", err)
 	}
 	if len(msgs) == 0 {
-		return nil, NotFound("Message %s does not exist in queue %s for project %s", id, queue, c.Project)
+		return nil, NotFound("Message %s does not exist in queue %s for project %s", id, QueueName(queue), c.Project)
 	}
 	return &msgs[0], nil
 }
@@ -375,7 +375,7 @@ func (s *Service) waitQueueApplied(ctx context.Context, r *projection.Replica, p
 }
 
 func claimNotFound(c Caller, queue, id string) *Error {
-	return NotFound("Claim %s does not exist in queue %s for project %s", id, queue, c.Project)
+	return NotFound("Claim %s does not exist in queue %s for project %s", id, QueueName(queue), c.Project)
 }
 
 // GetClaim returns a live claim and its messages.

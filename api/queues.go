@@ -69,6 +69,10 @@ func (s *Service) QueueMetadata(ctx context.Context, c Caller, queue string) (ma
 	return m, true, nil
 }
 
+// QueueName is the name clients know a queue by: a topic's without the
+// prefix of the queue that holds it.
+func QueueName(queue string) string { return strings.TrimPrefix(queue, projection.TopicPrefix) }
+
 // TopicQueue is the queue that holds topic name (see
 // projection.TopicPrefix).
 func TopicQueue(name string) string { return projection.TopicPrefix + name }

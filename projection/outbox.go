@@ -181,8 +181,9 @@ func (p *Projector) flushOutbox(ctx context.Context, part int32, scan *followSca
 	for ok := it.First(); ok; ok = it.Next() {
 		ev, err := hlog.DecodeEvent(it.Value())
 		if err != nil {
+			key := append([]byte(nil), it.Key()...)
 			it.Close()
-			return fmt.Errorf("projection: outbox entry %x: %w", it.Key(), err)
+			return fmt.Errorf("projection: outbox entry %x: %w", key, err)
 		}
 		key := append([]byte(nil), it.Key()...)
 		pending = append(pending, entry{key, int64(binary.BigEndian.Uint64(key[len(lo):])), ev})

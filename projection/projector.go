@@ -39,6 +39,11 @@ type Projector struct {
 }
 
 type watermark struct {
+	// unpublished holds a committed batch whose follow-ups could not be
+	// appended: the apply loop publishes it to the feed once they are.
+	// Only the partition's apply loop touches it.
+	unpublished []Applied
+
 	applied atomic.Int64
 	mu      sync.Mutex
 	ch      chan struct{}
@@ -196,6 +201,10 @@ func (p *Projector) follow(ctx context.Context, part int32) error {
 	if applied > p.parts[part].applied.Load() {
 		p.parts[part].advance(applied)
 	}
+	if u := p.parts[part].unpublished; u != nil {
+		p.parts[part].unpublished = nil
+		p.feed.publish(u)
+	}
 	a, err := newApplier(p.store.db, part)
 	if err != nil {
 		return err
@@ -241,6 +250,7 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 	if a.outboxed {
 		a.outboxed = false
 		if err := p.flushOutbox(ctx, part, scan); err != nil {
+			p.parts[part].unpublished = changes
 			return err
 		}
 	}

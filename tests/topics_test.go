@@ -114,3 +114,19 @@ func listNames(page map[string]any, key string) []string {
 	}
 	return out
 }
+
+// TestTopicNamesStayTopicNames: nothing a client reads names the queue
+// that holds a topic.
+func TestTopicNamesStayTopicNames(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	c := newClient(t, n)
+	c.post("/v2/topics/news/subscriptions", map[string]any{"subscriber": "http://example.com/hook"}).expect(t, 201)
+	sub := c.get("/v2/topics/news/subscriptions").expect(t, 200).JSON(t)["subscriptions"].([]any)[0].(map[string]any)
+	if sub["source"] != "news" {
+		t.Fatalf("subscription source %v", sub["source"])
+	}
+	r := c.get("/v2/topics/news/messages/000000000000000000000000").expect(t, 404)
+	if strings.Contains(string(r.Body), "~") {
+		t.Fatalf("404 names the holding queue: %s", r.Body)
+	}
+}

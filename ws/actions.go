@@ -164,7 +164,7 @@ func (c *conn) authenticate(r *request) map[string]any {
 	c.mu.Lock()
 	c.authed = &id
 	c.mu.Unlock()
-	c.s.hub.expireAuth(c, id.Until)
+	c.expireAt(id.Expires)
 	return response(echo, 200, map[string]any{"message": "Authentified."})
 }
 
@@ -579,7 +579,7 @@ func (c *conn) subscriptionAction(ctx context.Context, r *request, q string) map
 }
 
 func subscriptionJSON(s *projection.Subscription, now int64) map[string]any {
-	return map[string]any{"id": s.ID, "source": s.Source, "subscriber": s.Subscriber, "ttl": s.TTL,
+	return map[string]any{"id": s.ID, "source": api.QueueName(s.Source), "subscriber": s.Subscriber, "ttl": s.TTL,
 		"age": api.Age(s.Created, now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed}
 }
 

@@ -52,9 +52,28 @@ type conn struct {
 	// successful subscription_create over this connection (contract §4.7).
 	notifyEnc atomic.Int32
 
-	mu     sync.Mutex
-	subs   map[subKey]string // WebSocket subscriptions made here: queue → id
-	authed *api.Identity     // keystone mode: the authenticated token's identity
+	mu      sync.Mutex
+	subs    map[subKey]string // WebSocket subscriptions made here: queue → id
+	authed  *api.Identity     // keystone mode: the authenticated token's identity
+	expires *time.Timer       // closes the connection when the token expires
+}
+
+// expireAt (re)arms the connection's one expiry timer: at the token's
+// expiry it is closed with 4003 (contract §4.4). A zero time never
+// expires.
+func (c *conn) expireAt(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expires != nil {
+		c.expires.Stop()
+		c.expires = nil
+	}
+	if t.IsZero() {
+		return
+	}
+	c.expires = time.AfterFunc(time.Until(t), func() {
+		c.close(closeAuthExpired, "Authentication expired.")
+	})
 }
 
 type subKey struct{ project, queue string }
@@ -106,7 +125,7 @@ func (c *conn) readLoop() {
 			enc = encMsgpack
 		}
 		c.hold(true)
-		resp := c.handle(enc, data)
+		resp := c.safeHandle(enc, data)
 		if resp != nil { // nil: the action answered on its own (stream_subscribe)
 			out, err := encodeFrame(enc, resp)
 			if err != nil {
@@ -123,6 +142,18 @@ func (c *conn) readLoop() {
 		}
 		c.hold(false)
 	}
+}
+
+// safeHandle is handle that answers 500 instead of taking the process
+// (and the connection's teardown) down with a panic.
+func (c *conn) safeHandle(enc encoding, data []byte) (resp map[string]any) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.cfg.Logger.Error("panic in WebSocket action", "panic", v)
+			resp = errorResponse(nil, 500, "Unexpected error.")
+		}
+	}()
+	return c.handle(enc, data)
 }
 
 // hold starts or ends a request; ending it releases the held frames.
@@ -231,6 +262,7 @@ func (c *conn) close(code int, reason string) {
 // forgets its streams (contract §4.7).
 func (c *conn) cleanup() {
 	closeReasons.Delete(c)
+	c.expireAt(time.Time{})
 	c.s.hub.dropConn(c)
 	c.mu.Lock()
 	subs := c.subs

@@ -90,11 +90,15 @@ func readMsgpack(d *msgpack.Decoder, rd *bytes.Reader, depth int) (any, error) {
 		if n > rd.Len() { // every element takes a byte at least
 			return nil, fmt.Errorf("array of %d elements in %d bytes", n, rd.Len())
 		}
-		out := make([]any, n)
-		for i := range out {
-			if out[i], err = readMsgpack(d, rd, depth+1); err != nil {
+		// Grow as elements arrive: nested headers each claim the whole
+		// rest of the frame, so sizing by them would multiply memory.
+		out := make([]any, 0, min(n, 64))
+		for range n {
+			e, err := readMsgpack(d, rd, depth+1)
+			if err != nil {
 				return nil, err
 			}
+			out = append(out, e)
 		}
 		return out, nil
 	}
@@ -105,7 +109,7 @@ func readMsgpack(d *msgpack.Decoder, rd *bytes.Reader, depth int) (any, error) {
 	if n > rd.Len()/2 { // a key and a value: two bytes at least
 		return nil, fmt.Errorf("map of %d entries in %d bytes", n, rd.Len())
 	}
-	out := make(map[string]any, n)
+	out := make(map[string]any, min(n, 64))
 	for range n {
 		k, err := readMsgpack(d, rd, depth+1)
 		if err != nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -146,24 +144,6 @@ func (h *hub) unstream(c *conn, k subKey) {
 	}
 }
 
-// expireAuth closes c with 4003 when its token expires (contract §4.4).
-func (h *hub) expireAuth(c *conn, until time.Time) {
-	d := time.Until(until)
-	if d <= 0 {
-		c.close(closeAuthExpired, "Authentication expired.")
-		return
-	}
-	t := time.AfterFunc(d, func() {
-		c.mu.Lock()
-		current := c.authed
-		c.mu.Unlock()
-		if current != nil && !time.Now().Before(current.Until) {
-			c.close(closeAuthExpired, "Authentication expired.")
-		}
-	})
-	go func() { <-c.done; t.Stop() }()
-}
-
 // applied follows the change feed. It runs on a projector's apply loop
 // and never blocks: frames go to bounded queues.
 func (h *hub) applied(batch []projection.Applied) {
@@ -220,7 +200,7 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 	frames := [2][][]byte{}
 	for i, m := range pl.Messages {
 		payload := map[string]any{"ttl": m.TTL, "body": json.RawMessage(m.Body),
-			"Message_Type": "Notification", "queue_name": queueName(ev.Queue)}
+			"Message_Type": "Notification", "queue_name": api.QueueName(ev.Queue)}
 		if m.Delay > 0 {
 			payload["delay"] = m.Delay
 		}
@@ -252,8 +232,6 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 	}
 }
 
-// queueName is the name clients know: a topic's without its prefix.
-func queueName(q string) string { return strings.TrimPrefix(q, projection.TopicPrefix) }
 
 // sendStream sends m to a stream, or buffers it while the backlog goes.
 // The hub's lock is held.
@@ -279,7 +257,7 @@ func (h *hub) sendStream(c *conn, st *stream, queue string, m streamMsg) {
 }
 
 func streamFrame(queue string, m streamMsg, now int64) map[string]any {
-	return map[string]any{"Message_Type": "Notification", "queue_name": queueName(queue), "message_id": m.id,
+	return map[string]any{"Message_Type": "Notification", "queue_name": api.QueueName(queue), "message_id": m.id,
 		"ttl": m.ttl, "age": api.Age(m.at, now), "body": m.body}
 }
 

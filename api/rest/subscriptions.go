@@ -12,7 +12,7 @@ import (
 // one of these keys (contract M9). Subscriptions have no href.
 func subscriptionJSON(s *projection.Subscription, now int64) map[string]any {
 	return map[string]any{
-		"id": s.ID, "source": s.Source, "subscriber": s.Subscriber, "ttl": s.TTL,
+		"id": s.ID, "source": api.QueueName(s.Source), "subscriber": s.Subscriber, "ttl": s.TTL,
 		"age": api.Age(s.Created, now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed,
 	}
 }
