@@ -232,7 +232,6 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 	}
 }
 
-
 // sendStream sends m to a stream, or buffers it while the backlog goes.
 // The hub's lock is held.
 func (h *hub) sendStream(c *conn, st *stream, queue string, m streamMsg) {
