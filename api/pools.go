@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	hlog "github.com/heraldmq/herald/log"
 	"github.com/heraldmq/herald/projection"
@@ -35,13 +36,21 @@ type poolSet struct {
 	cfg        *Config
 
 	mu   sync.Mutex
-	open map[string]*openPool // by pool name
+	open map[string]*openPool // by pool name and URI
 }
 
+// openPool is one pool's replica. Its own lock serialises opening it, so
+// a pool catching up with a long log holds up only its own queues.
 type openPool struct {
-	uri     string
+	mu      sync.Mutex
 	replica *projection.Replica
+	// After a failed open, requests fail fast until retryAt.
+	retryAt time.Time
+	err     error
 }
+
+// poolRetry is how long a pool that failed to open is not tried again.
+const poolRetry = 30 * time.Second
 
 // replica returns the running replica of pool name, opening it (and
 // catching it up with its log) on first use.
@@ -53,27 +62,43 @@ func (ps *poolSet) replica(ctx context.Context, name string) (*projection.Replic
 	if rec == nil {
 		return nil, Unavailable(fmt.Sprintf("Pool %s is not registered.", name), nil)
 	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if op, ok := ps.open[name]; ok {
-		if op.uri == rec.URI {
-			return op.replica, nil
-		}
-		// The pool was pointed at another log: its projection is another.
-		op.replica.Close(ctx)
-		delete(ps.open, name)
-	}
-	l, err := hlog.OpenURI(ctx, rec.URI, ps.partitions, ps.cfg.Logger)
-	if err != nil {
-		return nil, Unavailable(fmt.Sprintf("Pool %s could not be opened.", name), err)
-	}
+	// A pool pointed at another log has another projection: the key
+	// holds the URI. A replica it replaces stays open (requests may
+	// still use it) until the service closes.
 	sum := sha256.Sum256([]byte(rec.URI))
-	dir := filepath.Join(ps.dir, name+"-"+hex.EncodeToString(sum[:4]))
-	r, err := projection.StartReplica(ctx, l, dir, ps.cfg.Logger, ps.cfg.Feed)
-	if err != nil {
-		return nil, Unavailable(fmt.Sprintf("Pool %s could not be opened.", name), err)
+	key := name + "-" + hex.EncodeToString(sum[:4])
+	ps.mu.Lock()
+	op, ok := ps.open[key]
+	if !ok {
+		op = &openPool{}
+		ps.open[key] = op
 	}
-	ps.open[name] = &openPool{uri: rec.URI, replica: r}
+	ps.mu.Unlock()
+
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.replica != nil {
+		return op.replica, nil
+	}
+	if time.Now().Before(op.retryAt) {
+		return nil, op.err
+	}
+	// Opening outlives the request that asked for it.
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	fail := func(err error) (*projection.Replica, error) {
+		op.retryAt, op.err = time.Now().Add(poolRetry), Unavailable(fmt.Sprintf("Pool %s could not be opened.", name), err)
+		return nil, op.err
+	}
+	l, err := hlog.OpenURI(octx, rec.URI, ps.partitions, ps.cfg.Logger)
+	if err != nil {
+		return fail(err)
+	}
+	r, err := projection.StartReplica(octx, l, filepath.Join(ps.dir, key), ps.cfg.Logger, ps.cfg.Feed)
+	if err != nil {
+		return fail(err)
+	}
+	op.replica = r
 	return r, nil
 }
 
@@ -87,7 +112,10 @@ func (ps *poolSet) replicas(ctx context.Context) ([]*projection.Replica, error) 
 	for _, p := range pools {
 		r, err := ps.replica(ctx, p.Name)
 		if err != nil {
-			return nil, err
+			// One pool that cannot be reached must not take down
+			// everyone's listings: its queues are left out, and logged.
+			ps.cfg.Logger.Warn("pool left out of a listing", "pool", p.Name, "err", err)
+			continue
 		}
 		out = append(out, r)
 	}
@@ -98,9 +126,13 @@ func (ps *poolSet) close(ctx context.Context) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	var errs []error
-	for name, op := range ps.open {
-		errs = append(errs, op.replica.Close(ctx))
-		delete(ps.open, name)
+	for key, op := range ps.open {
+		op.mu.Lock()
+		if op.replica != nil {
+			errs = append(errs, op.replica.Close(ctx))
+		}
+		op.mu.Unlock()
+		delete(ps.open, key)
 	}
 	return errors.Join(errs...)
 }
@@ -297,7 +329,10 @@ func (s *Service) PutPool(ctx context.Context, c Caller, name string, doc map[st
 	if err := checkSchema(doc, poolSchema, []string{"uri", "weight"}); err != nil {
 		return err
 	}
-	pl := &hlog.PoolPutV1{Name: name, URI: doc["uri"].(string)}
+	if err := validAdminName("Pool", name); err != nil {
+		return err
+	}
+	pl := &hlog.PoolPutV1{Name: name, URI: hlog.NormalizeURI(doc["uri"].(string))}
 	pl.Weight, _ = projection.IntOf(doc["weight"])
 	pl.Flavor, _ = doc["flavor"].(string)
 	if o, ok := doc["options"]; ok {
@@ -324,6 +359,7 @@ func (s *Service) PatchPool(ctx context.Context, c Caller, name string, doc map[
 	pl := &hlog.PoolPatchedV1{Name: name}
 	any := false
 	if v, ok := doc["uri"].(string); ok {
+		v = hlog.NormalizeURI(v)
 		if err := s.checkPoolURI(ctx, v); err != nil {
 			return nil, err
 		}
@@ -383,6 +419,9 @@ func (s *Service) PutFlavor(ctx context.Context, c Caller, name string, doc map[
 	if err := checkSchema(doc, flavorSchema, []string{"pool_list"}); err != nil {
 		return err
 	}
+	if err := validAdminName("Flavor", name); err != nil {
+		return err
+	}
 	pools, err := poolList(doc)
 	if err != nil {
 		return err
@@ -415,6 +454,15 @@ func (s *Service) PatchFlavor(ctx context.Context, c Caller, name string, doc ma
 // DeleteFlavor deletes a flavor and detaches its pools.
 func (s *Service) DeleteFlavor(ctx context.Context, c Caller, name string) error {
 	return s.admin(ctx, c, hlog.FlavorDeleted, &hlog.FlavorDeletedV1{Name: name})
+}
+
+// validAdminName checks a pool or flavor name: pool names also name
+// directories, so they take the queue name characters.
+func validAdminName(what, name string) error {
+	if !ValidQueueName(name) {
+		return BadRequest("%s names may only contain ASCII letters, digits, underscores, dashes and dots, up to 64 of them.", what)
+	}
+	return nil
 }
 
 func poolList(doc map[string]any) ([]string, error) {

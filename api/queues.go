@@ -134,8 +134,16 @@ func (s *Service) DeleteQueue(ctx context.Context, c Caller, queue string) error
 	if err != nil {
 		return err
 	}
-	_, _, _, err = s.write(ctx, c, ev)
-	return err
+	if _, _, _, err = s.write(ctx, c, ev); err != nil {
+		return err
+	}
+	// A deleted queue leaves its pool: a new queue of the name is placed
+	// anew, and the pool can be deleted once it holds no queue.
+	placed, err := s.pools.primary.Store.Placement(c.Project, queue)
+	if err != nil || placed == "" {
+		return err
+	}
+	return s.placeOn(ctx, c, queue, "")
 }
 
 // PurgeQueue removes the queue's unclaimed messages and/or subscriptions.

@@ -253,7 +253,8 @@ type FlavorDeletedV1 struct {
 }
 
 // QueuePlacedV1 records that the event's queue lives on Pool. It is
-// written before the queue is created on the pool's log.
+// written before the queue is created on the pool's log; an empty Pool
+// (written after the queue was deleted there) removes the placement.
 type QueuePlacedV1 struct {
 	Pool string `msgpack:"pool"`
 }

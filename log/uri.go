@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -37,6 +38,16 @@ func ParseURI(uri string) (scheme string, err error) {
 		return "", fmt.Errorf("log: unsupported URI scheme in %q (pebble or kafka)", uri)
 	}
 	return u.Scheme, nil
+}
+
+// NormalizeURI returns the canonical spelling of a valid log URI (a
+// cleaned directory), so two spellings of one log compare equal.
+func NormalizeURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "pebble" {
+		return uri
+	}
+	return "pebble://" + filepath.Clean(u.Path)
 }
 
 // OpenURI opens the log a URI names.

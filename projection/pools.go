@@ -83,6 +83,10 @@ func (a *applier) deletePool(b *pebble.Batch, pl *hlog.PoolDeletedV1) (*Outcome,
 	if err != nil || p == nil {
 		return &Outcome{Status: 204}, err
 	}
+	if used, err := poolHoldsQueues(b, p.Name); err != nil || used {
+		return &Outcome{Status: 409, Title: "Resource conflict",
+			Description: fmt.Sprintf("Pool %s still holds queues; it cannot be deleted.", p.Name)}, err
+	}
 	if p.Flavor != "" {
 		members, err := flavorPools(b, p.Flavor)
 		if err != nil {
@@ -159,10 +163,14 @@ func (a *applier) deleteFlavor(b *pebble.Batch, name string) error {
 	return b.Delete(flavorKey(name), nil)
 }
 
-// placeQueue records a queue's pool. The first placement of a queue name
-// stays: its events went to that pool's log.
+// placeQueue records a queue's pool; an empty pool removes the placement
+// (the queue was deleted). A placement stays until then: the queue's
+// events went to that pool's log.
 func (a *applier) placeQueue(b *pebble.Batch, ev *hlog.Event, pool string) error {
 	k := placementKey(ev.Project, ev.Queue)
+	if pool == "" {
+		return b.Delete(k, nil)
+	}
 	_, closer, err := b.Get(k)
 	if err == nil {
 		return closer.Close()
@@ -171,6 +179,22 @@ func (a *applier) placeQueue(b *pebble.Batch, ev *hlog.Event, pool string) error
 		return err
 	}
 	return b.Set(k, []byte(pool), nil)
+}
+
+// poolHoldsQueues reports whether any queue is placed on pool. Deleting
+// such a pool would strand its queues.
+func poolHoldsQueues(r pebble.Reader, pool string) (bool, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{tagPlace}, UpperBound: []byte{tagPlace + 1}})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if string(it.Value()) == pool {
+			return true, nil
+		}
+	}
+	return false, it.Error()
 }
 
 // scanPools returns up to limit pools (all when limit < 0) named after

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -414,5 +415,49 @@ func TestDeadLettersOnAPool(t *testing.T) {
 	n.Stop(t)
 	if got := readQueuesOfPebbleLog(t, pebbleDir); !slices.Equal(got, []string{"dead", "src"}) {
 		t.Fatalf("pool a holds events of %v", got)
+	}
+}
+
+// TestPoolSafety: a pool holding queues cannot be deleted, names that
+// cannot be directories are refused, two spellings of one directory are
+// one log, and a pool that cannot be reached leaves other tenants'
+// listings alone.
+func TestPoolSafety(t *testing.T) {
+	n := startAdminNode(t, nodeOptions{})
+	c := newClient(t, n)
+	a := c.admin()
+	dir := filepath.Join(t.TempDir(), "pool-a")
+	a.do("PUT", "/v2/pools/a", map[string]any{"uri": "pebble://" + dir, "weight": 1}).expect(t, 201)
+	a.do("PUT", "/v2/pools/b", map[string]any{"uri": "pebble://" + dir + "/", "weight": 1}).expectError(t, 409, "in use by another pool")
+	a.do("PUT", "/v2/pools/b", map[string]any{"uri": "pebble://" + filepath.Dir(dir) + "/./pool-a", "weight": 1}).expectError(t, 409, "in use by another pool")
+	a.do("PUT", "/v2/pools/bad%20name", map[string]any{"uri": pebbleURI(t), "weight": 1}).expectError(t, 400, "Pool names")
+	a.do("PUT", "/v2/flavors/bad%20name", map[string]any{"pool_list": []string{"a"}}).expectError(t, 400, "Flavor names")
+	a.do("PUT", "/v2/flavors/fa", map[string]any{"pool_list": []string{"a"}}).expect(t, 201)
+	c.put("/v2/queues/qa", map[string]any{"_flavor": "fa"}).expect(t, 201)
+	a.do("DELETE", "/v2/flavors/fa", nil).expect(t, 204)
+	a.do("DELETE", "/v2/pools/a", nil).expectError(t, 409, "still holds queues")
+	c.postMessages("qa", msg(1))
+
+	// A registered pool whose broker answers nothing Kafka: listings of
+	// other projects still work.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	a.do("PUT", "/v2/pools/dead", map[string]any{"uri": "kafka://" + l.Addr().String() + "/t", "weight": 1}).expect(t, 201)
+	other := newClient(t, n)
+	other.put("/v2/queues/mine", nil).expect(t, 201)
+	if names := listNames(other.get("/v2/queues").expect(t, 200).JSON(t), "queues"); !slices.Equal(names, []string{"mine"}) {
+		t.Fatalf("listing with an unreachable pool: %v", names)
 	}
 }
