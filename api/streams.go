@@ -10,38 +10,49 @@ import (
 // Streams (Herald's extension of the WebSocket API) read a queue's
 // messages by log position.
 
-// MessagesAfter returns the queue's live messages posted after message
-// after (by log position), in queue order, whoever posted them and
-// whatever their claims and delays.
-func (s *Service) MessagesAfter(ctx context.Context, c Caller, queue, after string) ([]projection.Message, error) {
+// MessagesAfter hands fn the queue's live messages posted after message
+// after (by log position), a page at a time in queue order, whoever posted
+// them and whatever their claims and delays. It stops at fn's first error
+// and returns it.
+func (s *Service) MessagesAfter(ctx context.Context, c Caller, queue, after string, fn func([]projection.Message) error) error {
 	store, err := s.storeFor(ctx, c, queue)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	_, aOff, aIdx, ok := projection.ParseID(after)
+	aPart, aOff, aIdx, ok := projection.ParseID(after)
 	if !ok {
-		return nil, BadRequest("The value of \"after\" must be a message id.")
+		return BadRequest("The value of \"after\" must be a message id.")
 	}
 	var marker uint64
 	if ms, err := store.Messages(c.Project, queue, []string{after}, s.Now()); err == nil && len(ms) == 1 {
 		marker = ms[0].Seq // start right after it; otherwise scan the queue
 	}
-	var out []projection.Message
+	const page = 100
 	for {
-		page, err := store.ListMessages(c.Project, queue, projection.ListFilter{After: marker, Limit: 100,
+		msgs, err := store.ListMessages(c.Project, queue, projection.ListFilter{After: marker, Limit: page,
 			Echo: true, IncludeClaimed: true, IncludeDelayed: true}, s.Now())
 		if err != nil {
-			return nil, Unavailable("Messages could not be listed.", err)
+			return Unavailable("Messages could not be listed.", err)
 		}
-		for _, m := range page {
-			if _, off, idx, _ := projection.ParseID(m.ID); off > aOff || off == aOff && idx > aIdx {
+		var out []projection.Message
+		for _, m := range msgs {
+			// Positions order the messages posted to this queue's
+			// partition; others (moved here from a dead-letter source)
+			// follow by queue order once the scan passed "after".
+			p, off, idx, _ := projection.ParseID(m.ID)
+			if p != aPart && marker > 0 || p == aPart && (off > aOff || off == aOff && idx > aIdx) {
 				out = append(out, m)
 			}
 		}
-		if len(page) < 100 {
-			return out, nil
+		if len(out) > 0 {
+			if err := fn(out); err != nil {
+				return err
+			}
 		}
-		marker = page[len(page)-1].Seq
+		if len(msgs) < page {
+			return nil
+		}
+		marker = msgs[len(msgs)-1].Seq
 	}
 }
 

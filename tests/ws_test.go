@@ -450,3 +450,29 @@ func TestWSConnectionLimit(t *testing.T) {
 	expectStatus(t, c.do(false, "queue_list", nil), 200)
 	expectStatus(t, b.do(false, "queue_list", nil), 200)
 }
+
+// TestWSStreamLongBacklog: a backlog longer than the socket's queue goes
+// out page by page as the client reads, in order, without closing the
+// socket as a slow consumer.
+func TestWSStreamLongBacklog(t *testing.T) {
+	n := startNode(t, nodeOptions{Configure: func(c *server.Config) { c.WS.SendQueue = 16 }})
+	c := newClient(t, n)
+	var first string
+	for i := 0; i < 300; i += 20 {
+		batch := make([]map[string]any, 20)
+		for j := range batch {
+			batch[j] = msg(i + j)
+		}
+		ids := c.postMessages("q", batch...)
+		if first == "" {
+			first = ids[0]
+		}
+	}
+	w := wsDial(t, n, c.Project)
+	expectStatus(t, w.do(true, "stream_subscribe", map[string]any{"queue_name": "q", "after": first}), 200)
+	for i := 1; i < 300; i++ {
+		if m := w.read(); m["body"] != float64(i) {
+			t.Fatalf("backlog frame %d: %v", i, m)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"sync"
 
@@ -287,18 +288,7 @@ func (c *conn) streamSubscribe(ctx context.Context, r *request, q string) map[st
 	h.streams[k][c] = st
 	h.mu.Unlock()
 
-	var backlog []streamMsg
-	if after != "" {
-		msgs, err := c.s.svc.MessagesAfter(ctx, r.caller, q, after)
-		if err != nil {
-			h.unstream(c, k)
-			return apiError(r, err)
-		}
-		for _, m := range msgs {
-			_, off, idx, _ := projection.ParseID(m.ID)
-			backlog = append(backlog, streamMsg{pos: position{off, idx}, id: m.ID, ttl: m.TTL, at: m.Created, body: m.Body})
-		}
-	} else {
+	if after == "" {
 		// From now on: after everything the queue's partition applied.
 		end, err := c.s.svc.AppliedEnd(ctx, r.caller, q)
 		if err != nil {
@@ -331,16 +321,34 @@ func (c *conn) streamSubscribe(ctx context.Context, r *request, q string) map[st
 		h.unstream(c, k)
 		return apiError(r, err)
 	}
-	if !send(nil) {
-		return nil
-	}
 	select {
 	case c.send <- frame{enc: r.enc, data: answer}:
 	case <-c.done:
 		return nil
 	}
-	if !send(backlog) {
-		return nil
+	if after != "" {
+		// The backlog goes page by page, each waiting for room in the
+		// socket's queue: memory holds a page, not the queue.
+		errClosed := errors.New("connection closed")
+		err := c.s.svc.MessagesAfter(ctx, r.caller, q, after, func(page []projection.Message) error {
+			msgs := make([]streamMsg, len(page))
+			for i, m := range page {
+				_, off, idx, _ := projection.ParseID(m.ID)
+				msgs[i] = streamMsg{pos: position{off, idx}, id: m.ID, ttl: m.TTL, at: m.Created, body: m.Body}
+			}
+			if !send(msgs) {
+				return errClosed
+			}
+			return nil
+		})
+		if err != nil {
+			h.unstream(c, k)
+			if !errors.Is(err, errClosed) {
+				c.s.cfg.Logger.Warn("stream backlog failed", "queue", q, "err", err)
+				c.close(websocket.CloseInternalServerErr, "Stream backlog could not be read.")
+			}
+			return nil
+		}
 	}
 	for {
 		h.mu.Lock()
