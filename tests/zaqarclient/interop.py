@@ -67,6 +67,25 @@ def dir_bytes(path):
                for d, _, files in os.walk(path) for f in files)
 
 
+def run_checks(t, checks):
+    """Runs each check on t, printing one line per check and the summary
+    line; exits 1 with the traceback at the first failure."""
+    passed = 0
+    for check in checks:
+        try:
+            check(t)
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+            print('FAIL %s: %s' % (check.__name__, check.__doc__))
+            print('%d passed, 1 failed' % passed)
+            sys.stdout.flush()
+            sys.exit(1)
+        passed += 1
+        print('ok   %-28s %s' % (check.__name__, check.__doc__))
+        sys.stdout.flush()
+    print('%d passed, 0 failed' % passed)
+
+
 def raises(exc, fn, *args, **kwargs):
     """Calls fn and returns the exception of type exc it must raise."""
     try:
@@ -86,22 +105,9 @@ class Interop:
         self.cli = zaqar.Client(url, version=2, conf=noauth_conf(self.project))
         self.peer = zaqar.Client(url, version=2, conf=noauth_conf(self.project))
         self.admin = AdminClient(url, version=2, conf=noauth_conf(self.project))
-        self.passed = 0
 
     def run(self):
-        for check in CHECKS:
-            try:
-                check(self)
-            except Exception:
-                traceback.print_exc(file=sys.stdout)
-                print('FAIL %s: %s' % (check.__name__, check.__doc__))
-                print('%d passed, 1 failed' % self.passed)
-                sys.stdout.flush()
-                sys.exit(1)
-            self.passed += 1
-            print('ok   %-28s %s' % (check.__name__, check.__doc__))
-            sys.stdout.flush()
-        print('%d passed, 0 failed' % self.passed)
+        run_checks(self, CHECKS)
 
     def queue(self, name, client=None):
         return (client or self.cli).queue(name, auto_create=False)

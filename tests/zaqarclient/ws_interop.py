@@ -25,7 +25,6 @@ tests/zaqarclient_ws_test.go runs this script.
 
 import json
 import sys
-import traceback
 import uuid
 
 import websocket
@@ -35,7 +34,7 @@ from zaqarclient.transport import errors
 from zaqarclient.transport import request
 from zaqarclient.transport import ws as zws
 
-from interop import raises  # the REST interop script beside this one
+from interop import raises, run_checks  # the REST interop script beside this one
 
 # A server that never answers must fail the run, not hang it.
 websocket.setdefaulttimeout(20)
@@ -54,7 +53,6 @@ class WSInterop:
             'os_auth_token': 'no-auth-here', 'os_project_id': self.project}}}
         self.ws = transport.get_transport_for(url, version=2, options=self.conf)
         assert isinstance(self.ws, zws.WebsocketTransport), self.ws
-        self.passed = 0
 
     def send(self, action, body=None, ws=None):
         """Sends one action; returns (status, deserialized body)."""
@@ -65,21 +63,9 @@ class WSInterop:
 
     def run(self):
         try:
-            for check in CHECKS:
-                try:
-                    check(self)
-                except Exception:
-                    traceback.print_exc(file=sys.stdout)
-                    print('FAIL %s: %s' % (check.__name__, check.__doc__))
-                    print('%d passed, 1 failed' % self.passed)
-                    sys.stdout.flush()
-                    sys.exit(1)
-                self.passed += 1
-                print('ok   %-26s %s' % (check.__name__, check.__doc__))
-                sys.stdout.flush()
+            run_checks(self, CHECKS)
         finally:
             self.ws.cleanup()
-        print('%d passed, 0 failed' % self.passed)
 
     def post(self, queue, *bodies):
         status, res = self.send('message_post', {
