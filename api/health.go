@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/heraldmq/herald/projection"
 )
 
 // OperationStatus is one step of the health check.
@@ -53,18 +55,14 @@ func (s *Service) Health(ctx context.Context) (map[string]any, error) {
 		if len(ids) > 0 {
 			claimTTL, grace := int64(60), int64(300)
 			var claimID string
-			step("claim_messages", func() error {
-				id, claimed, err := s.CreateClaim(ctx, c, queue, 10, ClaimTimes{TTL: &claimTTL, Grace: &grace})
-				claimID = id
-				if err == nil && len(claimed) > 0 {
-					for _, m := range claimed[1:] {
-						ids = append(ids, m.ID)
-					}
-					claimed = claimed[:1]
-					step("delete_messages", func() error { return s.DeleteMessage(ctx, c, queue, claimed[0].ID, id) })
-				}
+			var claimed []projection.Message
+			step("claim_messages", func() (err error) {
+				claimID, claimed, err = s.CreateClaim(ctx, c, queue, 10, ClaimTimes{TTL: &claimTTL, Grace: &grace})
 				return err
 			})
+			if len(claimed) > 0 {
+				step("delete_messages", func() error { return s.DeleteMessage(ctx, c, queue, claimed[0].ID, claimID) })
+			}
 			step("list_messages", func() error {
 				_, _, err := s.ListMessages(ctx, c, queue, MessageListing{Echo: true, IncludeClaimed: true})
 				return err

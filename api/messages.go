@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	hlog "github.com/heraldmq/herald/log"
 	"github.com/heraldmq/herald/projection"
@@ -16,6 +17,9 @@ type NewMessage struct {
 	Delay *int64
 	Body  []byte
 }
+
+// FormatCreated renders a creation time as stats do (contract §2.2.6).
+func FormatCreated(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05Z") }
 
 // PrepareQueue returns the queue's metadata for a post, first creating the
 // queue if it does not exist (queues are lazy; Zaqar creates the queue

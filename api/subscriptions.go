@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -88,6 +89,16 @@ func (s *Service) parseSubscription(doc map[string]any) (*subscriptionFields, *E
 		f.TTL = &ttl
 	}
 	return &f, nil
+}
+
+// SubscriptionJSON renders a subscription for both transports;
+// python-zaqarclient needs every one of these keys (contract M9).
+// Subscriptions have no href.
+func SubscriptionJSON(s *projection.Subscription, now int64) map[string]any {
+	return map[string]any{
+		"id": s.ID, "source": QueueName(s.Source), "subscriber": s.Subscriber, "ttl": s.TTL,
+		"age": Age(s.Created, now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed,
+	}
 }
 
 // pyList renders strings the way Python prints a list of them.

@@ -342,7 +342,7 @@ func (c *conn) stats(ctx context.Context, r *request, q string) map[string]any {
 	if st.Total > 0 {
 		for key, m := range map[string]*projection.Message{"oldest": st.Oldest, "newest": st.Newest} {
 			msgs[key] = map[string]any{"id": m.ID, "age": api.Age(m.Created, now),
-				"created": time.Unix(0, m.Created).UTC().Format("2006-01-02T15:04:05Z")}
+				"created": api.FormatCreated(m.Created)}
 		}
 	}
 	return response(r, 200, map[string]any{"messages": msgs})
@@ -555,7 +555,7 @@ func (c *conn) subscriptionAction(ctx context.Context, r *request, q string) map
 		if err != nil {
 			return apiError(r, err)
 		}
-		return response(r, 200, subscriptionJSON(sub, now))
+		return response(r, 200, api.SubscriptionJSON(sub, now))
 	case "subscription_list":
 		limit, _ := r.intField("limit")
 		subs, err := svc.ListSubscriptions(ctx, r.caller, q, r.str("marker"), int(limit))
@@ -564,7 +564,7 @@ func (c *conn) subscriptionAction(ctx context.Context, r *request, q string) map
 		}
 		items := make([]any, len(subs))
 		for i := range subs {
-			items[i] = subscriptionJSON(&subs[i], now)
+			items[i] = api.SubscriptionJSON(&subs[i], now)
 		}
 		return response(r, 200, map[string]any{"subscriptions": items})
 	case "subscription_delete":
@@ -576,11 +576,6 @@ func (c *conn) subscriptionAction(ctx context.Context, r *request, q string) map
 		return response(r, 204, fmt.Sprintf("Subscription %s removed.", id))
 	}
 	return errorResponse(r, 400, r.action+" is not a valid action")
-}
-
-func subscriptionJSON(s *projection.Subscription, now int64) map[string]any {
-	return map[string]any{"id": s.ID, "source": api.QueueName(s.Source), "subscriber": s.Subscriber, "ttl": s.TTL,
-		"age": api.Age(s.Created, now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed}
 }
 
 // subscribe is subscription_create. Without a subscriber the subscription

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +38,7 @@ type conn struct {
 	send      chan frame
 	done      chan struct{}
 	closeOnce sync.Once
+	closeErr  *websocket.CloseError // why done was closed; set before it
 
 	// While a request runs, pushed frames wait in held and follow its
 	// answer: a client reading "the next frame" after a request (as
@@ -200,7 +200,7 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			// Say why, then go. A slow consumer gets its close frame once
 			// it reads what is already on the wire, or never.
-			if cl := c.pendingClose(); cl != nil {
+			if cl := c.closeErr; cl != nil {
 				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(cl.Code, cl.Text), time.Now().Add(c.s.cfg.WriteTimeout))
 			}
 			c.ws.Close()
@@ -241,19 +241,10 @@ func (c *conn) enqueue(f frame) bool {
 	}
 }
 
-var closeReasons sync.Map // *conn → *websocket.CloseError
-
-func (c *conn) pendingClose() *websocket.CloseError {
-	if v, ok := closeReasons.LoadAndDelete(c); ok {
-		return v.(*websocket.CloseError)
-	}
-	return nil
-}
-
 // close ends the connection with code and reason, once.
 func (c *conn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
-		closeReasons.Store(c, &websocket.CloseError{Code: code, Text: reason})
+		c.closeErr = &websocket.CloseError{Code: code, Text: reason}
 		close(c.done)
 	})
 }
@@ -261,7 +252,6 @@ func (c *conn) close(code int, reason string) {
 // cleanup deletes the subscriptions made through the connection and
 // forgets its streams (contract §4.7).
 func (c *conn) cleanup() {
-	closeReasons.Delete(c)
 	c.expireAt(time.Time{})
 	c.s.hub.dropConn(c)
 	c.mu.Lock()
@@ -280,5 +270,3 @@ func (c *conn) cleanup() {
 
 // subscriberURL is the subscriber of WebSocket subscriptions made here.
 func (c *conn) subscriberURL() string { return "http://" + c.host + "/" + c.id }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -87,9 +87,14 @@ func (h *hub) listen(c *conn, k subKey) bool {
 func (h *hub) unlisten(c *conn, k subKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs[k], c)
-	if len(h.subs[k]) == 0 {
-		delete(h.subs, k)
+	forget(h.subs, k, c)
+}
+
+// forget removes c from m[k], and m[k] once empty.
+func forget[V any](m map[subKey]map[*conn]V, k subKey, c *conn) {
+	delete(m[k], c)
+	if len(m[k]) == 0 {
+		delete(m, k)
 	}
 }
 
@@ -111,38 +116,26 @@ func (h *hub) unsubscribe(project, queue, id string) {
 	k := subKey{project, queue}
 	for c, s := range h.subs[k] {
 		if s.id == id {
-			delete(h.subs[k], c)
+			forget(h.subs, k, c)
 		}
-	}
-	if len(h.subs[k]) == 0 {
-		delete(h.subs, k)
 	}
 }
 
 func (h *hub) dropConn(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for k, m := range h.subs {
-		delete(m, c)
-		if len(m) == 0 {
-			delete(h.subs, k)
-		}
+	for k := range h.subs {
+		forget(h.subs, k, c)
 	}
-	for k, m := range h.streams {
-		delete(m, c)
-		if len(m) == 0 {
-			delete(h.streams, k)
-		}
+	for k := range h.streams {
+		forget(h.streams, k, c)
 	}
 }
 
 func (h *hub) unstream(c *conn, k subKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.streams[k], c)
-	if len(h.streams[k]) == 0 {
-		delete(h.streams, k)
-	}
+	forget(h.streams, k, c)
 }
 
 // applied follows the change feed. It runs on a projector's apply loop
@@ -179,7 +172,7 @@ func (h *hub) applied(batch []projection.Applied) {
 			if ev.DecodePayload(&pl) == nil {
 				for c, s := range h.subs[k] {
 					if s.id == pl.ID {
-						delete(h.subs[k], c)
+						forget(h.subs, k, c)
 					}
 				}
 			}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/heraldmq/herald/api"
 	"github.com/heraldmq/herald/projection"
@@ -17,8 +16,6 @@ import (
 func messageHref(base, id string) string { return base + "/messages/" + id }
 
 func jsonInt(i int64) json.Number { return json.Number(strconv.FormatInt(i, 10)) }
-
-func formatCreated(ns int64) string { return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05Z") }
 
 // message is the REST message object: exactly these keys (contract M9).
 type message struct {

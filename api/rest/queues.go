@@ -224,7 +224,7 @@ func (h *Handler) queueStats(w http.ResponseWriter, r *request) error {
 			msgs[key] = map[string]any{
 				"href":    messageHref(r.base, m.ID),
 				"age":     api.Age(m.Created, now),
-				"created": formatCreated(m.Created),
+				"created": api.FormatCreated(m.Created),
 			}
 		}
 	}

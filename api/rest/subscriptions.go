@@ -1,21 +1,11 @@
 package rest
 
 import (
-	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/heraldmq/herald/api"
-	"github.com/heraldmq/herald/projection"
 )
-
-// subscriptionJSON renders a subscription; python-zaqarclient needs every
-// one of these keys (contract M9). Subscriptions have no href.
-func subscriptionJSON(s *projection.Subscription, now int64) map[string]any {
-	return map[string]any{
-		"id": s.ID, "source": api.QueueName(s.Source), "subscriber": s.Subscriber, "ttl": s.TTL,
-		"age": api.Age(s.Created, now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed,
-	}
-}
 
 // subscriptionBody reads an optional JSON body: nil when absent or empty.
 func (h *Handler) subscriptionBody(r *request) (any, *api.Error) {
@@ -69,7 +59,7 @@ func (h *Handler) listSubscriptions(w http.ResponseWriter, r *request) error {
 	now := h.svc.Now()
 	items := make([]map[string]any, len(subs))
 	for i := range subs {
-		items[i] = subscriptionJSON(&subs[i], now)
+		items[i] = api.SubscriptionJSON(&subs[i], now)
 	}
 	links := []map[string]string{}
 	if len(subs) > 0 {
@@ -86,7 +76,7 @@ func (h *Handler) createSubscription(w http.ResponseWriter, r *request) error {
 	}
 	id, _, err := h.svc.CreateSubscription(r.Context(), r.caller, r.queue, doc)
 	if err != nil {
-		if ae, ok := err.(*api.Error); ok && ae.Status == 409 {
+		if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Status == http.StatusConflict {
 			w.Header().Set("Location", r.URL.Path)
 		}
 		return err
@@ -101,7 +91,7 @@ func (h *Handler) getSubscription(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, 200, subscriptionJSON(sub, h.svc.Now()))
+	writeJSON(w, 200, api.SubscriptionJSON(sub, h.svc.Now()))
 	return nil
 }
 
