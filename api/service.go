@@ -60,6 +60,10 @@ type Config struct {
 	// signed_url.secret_key); empty: shares are refused and no signed
 	// request verifies.
 	SignedURLKey string
+	// RequireConfirmation (conf notification.require_confirmation): only
+	// confirmed subscriptions get notifications, and with a SignedURLKey
+	// each new subscription is sent a confirmation request.
+	RequireConfirmation bool
 	// ApplyTimeout bounds how long a write waits for its own event to be
 	// applied before answering 503 (the event is not lost).
 	ApplyTimeout time.Duration

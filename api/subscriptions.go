@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	hlog "github.com/heraldmq/herald/log"
 	"github.com/heraldmq/herald/projection"
@@ -94,11 +97,57 @@ func (s *Service) parseSubscription(doc map[string]any) (*subscriptionFields, *E
 // SubscriptionJSON renders a subscription for both transports;
 // python-zaqarclient needs every one of these keys (contract M9).
 // Subscriptions have no href.
+//
+// Beyond Zaqar, a subscription served by the notifier carries its delivery
+// status under "delivery" (clients ignore unknown keys).
 func SubscriptionJSON(s *projection.Subscription, now int64) map[string]any {
-	return map[string]any{
+	out := map[string]any{
 		"id": s.ID, "source": QueueName(s.Source), "subscriber": s.Subscriber, "ttl": s.TTL,
 		"age": Age(s.Created, now), "options": json.RawMessage(s.Options), "confirmed": s.Confirmed,
 	}
+	if !s.Socket {
+		out["delivery"] = deliveryJSON(&s.Delivery)
+	}
+	return out
+}
+
+func deliveryJSON(d *projection.DeliveryStatus) map[string]any {
+	state := "active"
+	if d.Suspended {
+		state = "suspended"
+	}
+	stamp := func(ns int64) any {
+		if ns == 0 {
+			return nil
+		}
+		return time.Unix(0, ns).UTC().Format(time.RFC3339)
+	}
+	out := map[string]any{
+		"state": state, "delivered": d.Delivered, "dropped": d.Dropped,
+		"consecutive_failures": d.Failures,
+		"last_delivered":       nil, "last_delivered_at": stamp(d.LastAt),
+		"last_error": nil, "last_error_at": stamp(d.ErrorAt),
+	}
+	if d.Last != "" {
+		out["last_delivered"] = d.Last
+	}
+	if d.LastError != "" {
+		out["last_error"] = d.LastError
+	}
+	return out
+}
+
+// NotificationPayload is what a subscriber receives for one posted
+// message (contract §3.10.2): the message as accepted — ttl, body, and
+// delay when it had one — with Message_Type and queue_name. Both the
+// WebSocket hub and the notifier send it.
+func NotificationPayload(queue string, ttl, delay int64, body []byte) map[string]any {
+	p := map[string]any{"ttl": ttl, "body": json.RawMessage(body),
+		"Message_Type": "Notification", "queue_name": QueueName(queue)}
+	if delay > 0 {
+		p["delay"] = delay
+	}
+	return p
 }
 
 // pyList renders strings the way Python prints a list of them.
@@ -110,38 +159,81 @@ func pyList(items []string) string {
 	return pyRepr(l)
 }
 
-// CreateSubscription subscribes to queue with the fields of doc and
-// returns the subscription id and whether it is new: a new one, or that
-// of the same subscriber's unconfirmed subscription. The queue is created
-// first if needed, even when doc turns out to be invalid (contract
-// §2.5.2).
-func (s *Service) CreateSubscription(ctx context.Context, c Caller, queue string, doc map[string]any) (string, bool, error) {
+// NewSubscription is the answer to a subscription create.
+type NewSubscription struct {
+	ID string
+	// Created is false when the subscriber already had an unconfirmed
+	// subscription of the queue: ID names that one.
+	Created bool
+	// Secret signs the webhook requests of the subscription (extension).
+	Secret string
+}
+
+// CreateSubscription subscribes to queue with the fields of doc. A socket
+// subscription belongs to a WebSocket connection, which receives its
+// notifications itself; the others are the notifier's. The queue is
+// created first if needed, even when doc turns out to be invalid
+// (contract §2.5.2).
+func (s *Service) CreateSubscription(ctx context.Context, c Caller, queue string, doc map[string]any, socket bool) (NewSubscription, error) {
+	var none NewSubscription
 	if _, err := s.PrepareQueue(ctx, c, queue); err != nil {
-		return "", false, err
+		return none, err
 	}
 	if _, ok := doc["subscriber"]; !ok {
-		return "", false, BadRequest("Missing parameter subscriber in body.")
+		return none, BadRequest("Missing parameter subscriber in body.")
 	}
 	f, e := s.parseSubscription(doc)
 	if e != nil {
-		return "", false, e
+		return none, e
 	}
 	if f.Subscriber == nil || *f.Subscriber == "" {
-		return "", false, BadRequest("The subscriber type of subscription must be supported in the list %s.", pyList(SubscriberTypes))
+		return none, BadRequest("The subscriber type of subscription must be supported in the list %s.", pyList(SubscriberTypes))
 	}
-	pl := &hlog.SubscriptionCreatedV1{Subscriber: *f.Subscriber, TTL: s.cfg.DefaultSubscriptionTTL, Options: f.Options}
+	pl := &hlog.SubscriptionCreatedV1{Subscriber: *f.Subscriber, TTL: s.cfg.DefaultSubscriptionTTL, Options: f.Options, Socket: socket}
 	if f.TTL != nil {
 		pl.TTL = *f.TTL
 	}
+	if !socket {
+		pl.Secret = newSecret()
+		pl.Confirm = s.cfg.RequireConfirmation
+		pl.ConfirmUntil = s.confirmUntil(pl.TTL)
+	}
 	ev, err := s.event(hlog.SubscriptionCreated, c, queue, pl)
 	if err != nil {
-		return "", false, err
+		return none, err
 	}
 	_, _, out, err := s.write(ctx, c, ev)
 	if err != nil {
-		return "", false, err
+		return none, err
 	}
-	return out.ID, out.Status == 201, nil
+	made := NewSubscription{ID: out.ID, Created: out.Status == 201, Secret: pl.Secret}
+	if !made.Created || out.Repeat {
+		// The secret is the first request's (an Idempotency-Key repeat)
+		// or the existing subscription's.
+		sub, err := s.GetSubscription(ctx, c, queue, out.ID)
+		if err != nil {
+			return none, err
+		}
+		made.Secret = sub.Secret
+	}
+	return made, nil
+}
+
+// confirmUntil is the expiry (Unix seconds) of the signed URL of a
+// confirmation request valid for ttl seconds, or 0 when this node sends
+// none (contract §3.10.4: confirmation needs both the option and a key).
+func (s *Service) confirmUntil(ttl int64) int64 {
+	if !s.cfg.RequireConfirmation || s.cfg.SignedURLKey == "" {
+		return 0
+	}
+	return min(s.now().Unix()+ttl, maxUnixSeconds)
+}
+
+// newSecret returns a fresh webhook signing secret.
+func newSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // UpdateSubscription changes the subscriber, ttl and/or options of a
@@ -190,7 +282,12 @@ func (s *Service) ConfirmSubscription(ctx context.Context, c Caller, queue, id s
 	if !ok {
 		return BadRequest("The 'confirmed' should be boolean.")
 	}
-	ev, err := s.event(hlog.SubscriptionConfirmed, c, queue, &hlog.SubscriptionConfirmedV1{ID: id, Confirmed: confirmed})
+	pl := &hlog.SubscriptionConfirmedV1{ID: id, Confirmed: confirmed}
+	if !confirmed {
+		// "You have unsubscribed", with a URL to subscribe again.
+		pl.ConfirmUntil = s.confirmUntil(s.cfg.DefaultSubscriptionTTL)
+	}
+	ev, err := s.event(hlog.SubscriptionConfirmed, c, queue, pl)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,11 @@ const (
 	SubscriptionDeleted   Type = "subscription.deleted"   // SubscriptionDeletedV1
 	SubscriptionConfirmed Type = "subscription.confirmed" // SubscriptionConfirmedV1
 
+	// SubscriptionDelivered is written by the notifier: how far it has
+	// delivered a subscription's notifications, and how the last attempts
+	// went.
+	SubscriptionDelivered Type = "subscription.delivered" // SubscriptionDeliveredV1
+
 	// MessagesDeadLettered is a follow-up event: the projector appends it
 	// when a claim moves messages to a dead-letter queue.
 	MessagesDeadLettered Type = "messages.dead_lettered" // MessagesDeadLetteredV1
@@ -264,10 +269,22 @@ type QueuePlacedV1 struct {
 // subscribed but unconfirmed (outcome 200, nothing changes), 409 when it
 // is confirmed, and otherwise creates one whose id derives from the
 // event's position (outcome 201). Options is a compact JSON object.
+//
+// The notifier's fields are decided by the API node: Socket marks the
+// subscription of a WebSocket connection (its notifications go to the
+// socket, not through the notifier); Secret is the key the notifier signs
+// webhook requests with; Confirm means only a confirmed subscription gets
+// notifications, and ConfirmUntil (Unix seconds, 0 for none) asks for a
+// SubscriptionConfirmation message whose signed URL expires then — also
+// sent again when an unconfirmed subscriber subscribes again.
 type SubscriptionCreatedV1 struct {
-	Subscriber string `msgpack:"subscriber"`
-	TTL        int64  `msgpack:"ttl"`
-	Options    []byte `msgpack:"options"`
+	Subscriber   string `msgpack:"subscriber"`
+	TTL          int64  `msgpack:"ttl"`
+	Options      []byte `msgpack:"options"`
+	Socket       bool   `msgpack:"socket,omitempty"`
+	Secret       string `msgpack:"secret,omitempty"`
+	Confirm      bool   `msgpack:"confirm,omitempty"`
+	ConfirmUntil int64  `msgpack:"confirm_until,omitempty"`
 }
 
 // SubscriptionUpdatedV1 is PATCH /v2/queues/{q}/subscriptions/{id}; nil
@@ -286,9 +303,35 @@ type SubscriptionDeletedV1 struct {
 }
 
 // SubscriptionConfirmedV1 is PUT /v2/queues/{q}/subscriptions/{id}/confirm.
+// An unconfirmation with ConfirmUntil set (Unix seconds) asks for an
+// UnsubscribeConfirmation message whose signed URL expires then.
 type SubscriptionConfirmedV1 struct {
+	ID           string `msgpack:"id"`
+	Confirmed    bool   `msgpack:"confirmed"`
+	ConfirmUntil int64  `msgpack:"confirm_until,omitempty"`
+}
+
+// SubscriptionDeliveredV1 reports the notifier's progress on subscription
+// ID: every pending delivery at or before position (Partition is the
+// event's own; Offset, Index) is done — delivered, or refused for good by
+// the subscriber — and the status fields describe the attempts since the
+// last report. Apply removes the done deliveries and updates the
+// subscription's delivery status; Through = -1 reports status only.
+type SubscriptionDeliveredV1 struct {
 	ID        string `msgpack:"id"`
-	Confirmed bool   `msgpack:"confirmed"`
+	Through   int64  `msgpack:"through"`
+	Index     int32  `msgpack:"index"`
+	Delivered int64  `msgpack:"delivered,omitempty"` // deliveries that succeeded
+	Dropped   int64  `msgpack:"dropped,omitempty"`   // refused by the subscriber (4xx), not retried
+	// Failures is the count of consecutive failed attempts now; 0 after a
+	// success.
+	Failures  int    `msgpack:"failures,omitempty"`
+	LastError string `msgpack:"error,omitempty"`
+	ErrorAt   int64  `msgpack:"error_at,omitempty"` // ns
+	// Suspended is set when a delivery exhausted its retry policy: the
+	// subscription keeps its pending deliveries and is only probed until
+	// one succeeds (Suspended false again) or it is updated.
+	Suspended bool `msgpack:"suspended,omitempty"`
 }
 
 // ClaimRenewedV1 is PATCH /v2/queues/{q}/claims/{id}.

@@ -153,7 +153,7 @@ func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, e
 func HasOutcome(t hlog.Type) bool {
 	switch t {
 	case hlog.QueueDeleted, hlog.QueuePurged, hlog.MessagesPosted, hlog.MessagesDeleted, hlog.ClaimReleased,
-		hlog.SubscriptionDeleted, hlog.MessagesDeadLettered, hlog.FlavorDeleted, hlog.QueuePlaced:
+		hlog.SubscriptionDeleted, hlog.SubscriptionDelivered, hlog.MessagesDeadLettered, hlog.FlavorDeleted, hlog.QueuePlaced:
 		return false
 	}
 	return true
@@ -259,13 +259,19 @@ func (a *applier) dispatch(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome
 		if err := decodePayload(ev, &pl); err != nil {
 			return nil, err
 		}
-		return a.confirmSubscription(b, ev, &pl)
+		return a.confirmSubscription(b, off, ev, &pl)
 	case hlog.SubscriptionDeleted:
 		var pl hlog.SubscriptionDeletedV1
 		if err := decodePayload(ev, &pl); err != nil {
 			return nil, err
 		}
 		return nil, a.deleteSubscription(b, ev, pl.ID)
+	case hlog.SubscriptionDelivered:
+		var pl hlog.SubscriptionDeliveredV1
+		if err := decodePayload(ev, &pl); err != nil {
+			return nil, err
+		}
+		return nil, a.delivered(b, ev, &pl)
 	case hlog.PoolPut:
 		var pl hlog.PoolPutV1
 		if err := decodePayload(ev, &pl); err != nil {
@@ -452,6 +458,9 @@ func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *h
 		if err := a.insertMessage(b, prefix, m); err != nil {
 			return err
 		}
+	}
+	if err := a.notifySubscribers(b, off, ev, pl, func(i int) string { return PositionID(a.p, off, i) }); err != nil {
+		return err
 	}
 	return a.putQueue(b, ev.Project, q)
 }
@@ -736,7 +745,7 @@ func (a *applier) sweepEntry(b *pebble.Batch, k []byte, now int64) error {
 	prefix := append([]byte{tagMsgs}, rest[:len(rest)-len(ref)]...)
 	switch kind {
 	case kindSubscription:
-		return sweepSubscription(b, project, queue, string(ref), now)
+		return a.sweepSubscription(b, project, queue, string(ref), now)
 	case kindIdempotency:
 		return sweepIdempotency(b, project, queue, string(ref), now)
 	case kindMessage:

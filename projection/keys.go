@@ -26,25 +26,28 @@ import (
 //	'F' | name                                       Flavor
 //	'L' | str(project) | str(queue)                  name of the pool the queue is placed on
 //	'k' | str(project) | str(queue) | key            idempotencyRecord of an Idempotency-Key
+//	'n' | partition u32 | str(project) | str(queue) | str(subscription id) | offset u64 | index u32
+//	                                                 pending Delivery (deliveries.go)
 //
 // str(s) escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01, which keeps byte
 // order equal to string order and makes every 'm' queue prefix end before
 // any other queue's keys start, so a queue's data is one key range.
 // Integers are big-endian so byte order is numeric order.
 const (
-	tagApplied = 'a'
-	tagQueue   = 'q'
-	tagMsgs    = 'm'
-	tagExpiry  = 'x'
-	tagOutcome = 'o'
-	tagSub     = 's'
-	tagSubUniq = 'u'
-	tagOutbox  = 'f'
-	tagFollow  = 'w'
-	tagPool    = 'P'
-	tagFlavor  = 'F'
-	tagPlace   = 'L'
-	tagIdem    = 'k'
+	tagApplied  = 'a'
+	tagQueue    = 'q'
+	tagMsgs     = 'm'
+	tagExpiry   = 'x'
+	tagOutcome  = 'o'
+	tagSub      = 's'
+	tagSubUniq  = 'u'
+	tagOutbox   = 'f'
+	tagFollow   = 'w'
+	tagPool     = 'P'
+	tagFlavor   = 'F'
+	tagPlace    = 'L'
+	tagIdem     = 'k'
+	tagDelivery = 'n'
 
 	subSeq   = 's'
 	subBody  = 'b'

@@ -64,6 +64,13 @@ type Subscription struct {
 	Expires    int64  `msgpack:"expires"` // ns
 	Options    []byte `msgpack:"options"` // compact JSON object
 	Confirmed  bool   `msgpack:"confirmed"`
+
+	// Set at creation by the API node (log.SubscriptionCreatedV1).
+	Socket  bool   `msgpack:"socket,omitempty"`
+	Secret  string `msgpack:"secret,omitempty"`
+	Confirm bool   `msgpack:"confirm,omitempty"`
+
+	Delivery DeliveryStatus `msgpack:"delivery,omitempty"`
 }
 
 // Live reports whether the subscription exists at time now.

@@ -73,13 +73,14 @@ func (a *applier) createSubscription(b *pebble.Batch, off int64, ev *hlog.Event,
 			return createConflict, nil
 		}
 		// Re-subscribing while unconfirmed names the same subscription
-		// (the notifier sends the confirmation again); 200 tells it apart
-		// from a new one.
-		return &Outcome{Status: 200, ID: old.ID}, nil
+		// and sends the confirmation again; 200 tells it apart from a new
+		// one.
+		return &Outcome{Status: 200, ID: old.ID}, a.askConfirmation(b, off, ev, old, pl.ConfirmUntil)
 	}
 	s := &Subscription{
 		ID: PositionID(a.p, off, 0), Source: ev.Queue, Subscriber: pl.Subscriber,
 		TTL: pl.TTL, Created: now, Expires: expiresAt(now, pl.TTL), Options: pl.Options,
+		Socket: pl.Socket, Secret: pl.Secret, Confirm: pl.Confirm,
 	}
 	if len(s.Options) == 0 {
 		s.Options = []byte("{}")
@@ -87,7 +88,16 @@ func (a *applier) createSubscription(b *pebble.Batch, off int64, ev *hlog.Event,
 	if err := a.putSubscription(b, ev, s, nil); err != nil {
 		return nil, err
 	}
-	return &Outcome{Status: 201, ID: s.ID}, nil
+	return &Outcome{Status: 201, ID: s.ID}, a.askConfirmation(b, off, ev, s, pl.ConfirmUntil)
+}
+
+// askConfirmation makes the delivery of a SubscriptionConfirmation to s
+// when the event asked for one.
+func (a *applier) askConfirmation(b *pebble.Batch, off int64, ev *hlog.Event, s *Subscription, until int64) error {
+	if until == 0 || s.Socket {
+		return nil
+	}
+	return a.putDelivery(b, ev.Project, ev.Queue, s.ID, off, 0, &Delivery{Kind: DeliverConfirmation, Time: ev.Time, Until: until})
 }
 
 // putSubscription writes s and keeps its index entries in step; old is
@@ -139,10 +149,12 @@ func (a *applier) updateSubscription(b *pebble.Batch, ev *hlog.Event, pl *hlog.S
 	if pl.Options != nil {
 		s.Options = pl.Options
 	}
+	// An update is the owner's answer to a suspension: delivery resumes.
+	s.Delivery.Suspended = false
 	return &Outcome{Status: 204}, a.putSubscription(b, ev, s, &old)
 }
 
-func (a *applier) confirmSubscription(b *pebble.Batch, ev *hlog.Event, pl *hlog.SubscriptionConfirmedV1) (*Outcome, error) {
+func (a *applier) confirmSubscription(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.SubscriptionConfirmedV1) (*Outcome, error) {
 	s, err := liveSubscription(b, ev.Project, ev.Queue, pl.ID, ev.Time)
 	if err != nil {
 		return nil, err
@@ -151,6 +163,12 @@ func (a *applier) confirmSubscription(b *pebble.Batch, ev *hlog.Event, pl *hlog.
 		return subscriptionNotFound(pl.ID), nil
 	}
 	s.Confirmed = pl.Confirmed
+	if !pl.Confirmed && pl.ConfirmUntil != 0 && !s.Socket {
+		d := &Delivery{Kind: DeliverUnsubscribed, Time: ev.Time, Until: pl.ConfirmUntil}
+		if err := a.putDelivery(b, ev.Project, ev.Queue, s.ID, off, 0, d); err != nil {
+			return nil, err
+		}
+	}
 	return &Outcome{Status: 204}, putRecord(b, subKey(ev.Project, ev.Queue, s.ID), s)
 }
 
@@ -170,6 +188,9 @@ func (a *applier) removeSubscription(b *pebble.Batch, project, queue string, s *
 		return err
 	}
 	if err := b.Delete(subUniqKey(project, queue, s.Subscriber), nil); err != nil {
+		return err
+	}
+	if err := a.dropDeliveries(b, project, queue, s.ID); err != nil {
 		return err
 	}
 	return b.Delete(expiryKey(a.p, s.Expires, kindSubscription, dataPrefix(project, queue), []byte(s.ID)), nil)
@@ -194,12 +215,15 @@ func (a *applier) purgeSubscriptions(b *pebble.Batch, ev *hlog.Event) error {
 }
 
 // sweepSubscription removes subscription id if it expired at now.
-func sweepSubscription(b *pebble.Batch, project, queue, id string, now int64) error {
+func (a *applier) sweepSubscription(b *pebble.Batch, project, queue, id string, now int64) error {
 	s, err := getRecord[Subscription](b, subKey(project, queue, id))
 	if err != nil || s == nil || s.Live(now) {
 		return err
 	}
 	if err := b.Delete(subKey(project, queue, id), nil); err != nil {
+		return err
+	}
+	if err := a.dropDeliveries(b, project, queue, id); err != nil {
 		return err
 	}
 	// The index may already name a newer subscription of the subscriber.

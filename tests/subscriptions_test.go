@@ -15,7 +15,12 @@ import (
 const sbSubscriber = "http://fake:8080"
 
 // sbKeys are the keys of a subscription object (contract §2.5, M9).
-var sbKeys = []string{"age", "confirmed", "id", "options", "source", "subscriber", "ttl"}
+// sbNoDeliveries is the delivery status of a subscription that has had
+// nothing to deliver.
+var sbNoDeliveries = map[string]any{"state": "active", "delivered": 0.0, "dropped": 0.0, "consecutive_failures": 0.0,
+	"last_delivered": nil, "last_delivered_at": nil, "last_error": nil, "last_error_at": nil}
+
+var sbKeys = []string{"age", "confirmed", "delivery", "id", "options", "source", "subscriber", "ttl"}
 
 func sbPath(q string) string            { return "/v2/queues/" + q + "/subscriptions" }
 func sbItemPath(q, id string) string    { return sbPath(q) + "/" + id }
@@ -31,8 +36,9 @@ func sbCreate(c *client, q string, body any) string {
 	}
 	m := r.JSON(c.t)
 	id, ok := m["subscription_id"].(string)
-	if !ok || id == "" || len(m) != 1 {
-		c.t.Fatalf("subscription POST body %s, want only a subscription_id", r.Body)
+	secret, _ := m["signing_secret"].(string)
+	if !ok || id == "" || len(secret) != 64 || len(m) != 2 {
+		c.t.Fatalf("subscription POST body %s, want a subscription_id and a signing_secret", r.Body)
 	}
 	return id
 }
@@ -134,7 +140,7 @@ func TestSubscriptionItem51Create(t *testing.T) {
 			t.Fatalf("list %v links %v, want one subscription and a next link", subs, links)
 		}
 		want := map[string]any{"id": id, "source": "q", "subscriber": sbSubscriber, "ttl": 600.0, "age": 0.0,
-			"options": map[string]any{}, "confirmed": false}
+			"options": map[string]any{}, "confirmed": false, "delivery": sbNoDeliveries}
 		for _, got := range []map[string]any{subs[0], sbGet(c, "q", id)} {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("subscription %v, want %v", got, want)
@@ -520,7 +526,7 @@ func TestSubscriptionShape(t *testing.T) {
 		}
 		n.Clock.Advance(7 * time.Second)
 		want := map[string]any{"id": id, "source": "q", "subscriber": "https://fake/hook?a=1", "ttl": 120.0, "age": 7.0,
-			"options": opts, "confirmed": false}
+			"options": opts, "confirmed": false, "delivery": sbNoDeliveries}
 		if got := sbGet(c, "q", id); !reflect.DeepEqual(got, want) {
 			t.Fatalf("GET %v, want %v", got, want)
 		}

@@ -800,7 +800,7 @@ func TestWSSubscriptions(t *testing.T) {
 		create := wcOnQueue(w, binary, "subscription_create", "q")
 		b := wcBody(t, create(map[string]any{"subscriber": "http://fake:8080", "ttl": 600, "options": map[string]any{"a": 1}}), 201)
 		sid, _ := b["subscription_id"].(string)
-		if !jsonEqual(keys(b), []string{"message", "subscription_id"}) || b["message"] != "Subscription q created." || sid == "" {
+		if !jsonEqual(keys(b), []string{"message", "signing_secret", "subscription_id"}) || b["message"] != "Subscription q created." || sid == "" {
 			t.Fatalf("subscription_create %v", b)
 		}
 		// Lazy queue creation.
@@ -812,7 +812,7 @@ func TestWSSubscriptions(t *testing.T) {
 
 		n.Clock.Advance(2 * time.Second)
 		s := wcBody(t, w.call(binary, "subscription_get", map[string]any{"queue_name": "q", "subscription_id": sid}), 200)
-		if !jsonEqual(keys(s), []string{"age", "confirmed", "id", "options", "source", "subscriber", "ttl"}) {
+		if !jsonEqual(keys(s), []string{"age", "confirmed", "delivery", "id", "options", "source", "subscriber", "ttl"}) {
 			t.Fatalf("subscription_get %v", s)
 		}
 		if s["id"] != sid || s["source"] != "q" || s["subscriber"] != "http://fake:8080" || s["ttl"] != 600.0 ||

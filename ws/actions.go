@@ -604,7 +604,8 @@ func (c *conn) subscribe(ctx context.Context, r *request, q string) map[string]a
 			return response(r, 409, fmt.Sprintf("Subscription %s not created.", q))
 		}
 	}
-	id, created, err := svc.CreateSubscription(ctx, r.caller, q, doc)
+	made, err := svc.CreateSubscription(ctx, r.caller, q, doc, own)
+	id, created := made.ID, made.Created
 	var e *api.Error
 	if !created && (err == nil || errors.As(err, &e) && e.Status == http.StatusConflict) || err != nil {
 		if own {
@@ -626,5 +627,9 @@ func (c *conn) subscribe(ctx context.Context, r *request, q string) map[string]a
 		c.mu.Unlock()
 		c.s.hub.subscribe(c, r.caller.Project, q, id, sub.Expires)
 	}
-	return response(r, 201, map[string]any{"subscription_id": id, "message": fmt.Sprintf("Subscription %s created.", q)})
+	body := map[string]any{"subscription_id": id, "message": fmt.Sprintf("Subscription %s created.", q)}
+	if made.Secret != "" {
+		body["signing_secret"] = made.Secret
+	}
+	return response(r, 201, body)
 }

@@ -193,11 +193,7 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 	}
 	frames := [2][][]byte{}
 	for i, m := range pl.Messages {
-		payload := map[string]any{"ttl": m.TTL, "body": json.RawMessage(m.Body),
-			"Message_Type": "Notification", "queue_name": api.QueueName(ev.Queue)}
-		if m.Delay > 0 {
-			payload["delay"] = m.Delay
-		}
+		payload := api.NotificationPayload(ev.Queue, m.TTL, m.Delay, m.Body)
 		for enc := range frames {
 			if frames[enc] == nil {
 				frames[enc] = make([][]byte, len(pl.Messages))

@@ -74,7 +74,7 @@ func (h *Handler) createSubscription(w http.ResponseWriter, r *request) error {
 	if e != nil {
 		return e
 	}
-	id, _, err := h.svc.CreateSubscription(r.Context(), r.caller, r.queue, doc)
+	sub, err := h.svc.CreateSubscription(r.Context(), r.caller, r.queue, doc, false)
 	if err != nil {
 		if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Status == http.StatusConflict {
 			w.Header().Set("Location", r.URL.Path)
@@ -82,7 +82,7 @@ func (h *Handler) createSubscription(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	w.Header().Set("Location", r.URL.Path)
-	writeJSON(w, http.StatusCreated, map[string]string{"subscription_id": id})
+	writeJSON(w, http.StatusCreated, map[string]string{"subscription_id": sub.ID, "signing_secret": sub.Secret})
 	return nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/heraldmq/herald/api/rest"
 	"github.com/heraldmq/herald/cmd/herald/bench"
 	"github.com/heraldmq/herald/cmd/herald/server"
+	"github.com/heraldmq/herald/notifier"
 )
 
 func main() {
@@ -115,6 +116,24 @@ func serve(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxSubscriptionsPerPage, "max-subscriptions-per-page", 20, "largest subscription list page")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", 10*time.Minute, "how long a POST's Idempotency-Key is remembered")
 	fs.StringVar(&cfg.SignedURLKey, "signed-url-key", "", "secret key signing pre-signed URLs (prefer the environment variable: flags show in ps); empty disables them")
+	fs.BoolVar(&cfg.RequireConfirmation, "require-confirmation", false, "notify only confirmed subscriptions; with --signed-url-key each new subscription is sent a confirmation request")
+	var nc notifier.Config
+	notify := fs.Bool("notifier", true, "deliver subscription notifications (webhooks, e-mail) from this node")
+	fs.StringVar(&nc.Node, "node-name", "", "name of this node in notifier requests (default: the host name)")
+	fs.StringVar(&nc.Group, "notifier-group", "herald-notifier", "Kafka consumer group sharing out delivery among nodes")
+	fs.DurationVar(&nc.Timeout, "notifier-timeout", 10*time.Second, "timeout of one webhook request or SMTP session")
+	fs.IntVar(&nc.Concurrency, "notifier-concurrency", 4, "deliveries of one subscription in flight at once")
+	fs.DurationVar(&nc.Own.SessionTimeout, "notifier-session-timeout", 10*time.Second, "Kafka: how long a silent node keeps its partitions before another node delivers for them")
+	fs.DurationVar(&nc.ProbeInterval, "notifier-probe-interval", 5*time.Minute, "how often a suspended subscription is tried again")
+	fs.StringVar(&nc.PublicURL, "public-url", "", "public base URL of the REST API, named in confirmation requests")
+	fs.StringVar(&nc.PublicWSURL, "public-ws-url", "", "public base URL of the WebSocket API, named in confirmation requests")
+	fs.StringVar(&nc.ConfirmationPage, "external-confirmation-url", "", "page that confirmation e-mails link to (Zaqar's external_confirmation_url)")
+	fs.StringVar(&nc.Mail.Host, "smtp-host", "", "SMTP relay for mailto subscriptions")
+	fs.IntVar(&nc.Mail.Port, "smtp-port", 0, "SMTP relay port (default 25, or 465 with --smtp-tls tls)")
+	fs.StringVar(&nc.Mail.TLS, "smtp-tls", "starttls", "SMTP transport security: starttls (required), tls (implicit) or none")
+	fs.StringVar(&nc.Mail.Username, "smtp-user", "", "SMTP user; empty sends without authentication")
+	fs.StringVar(&nc.Mail.Password, "smtp-password", "", "SMTP password (prefer the environment variable)")
+	fs.StringVar(&nc.Mail.From, "smtp-from", "", "sender of notification e-mails (default herald@<node name>)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald serve [flags]\n\nRuns a Herald node. With no flags it keeps everything under ./data and\nserves the Zaqar v2 REST API on 127.0.0.1:8888.\n\nFlags (each also read from the environment variable shown):\n")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -147,7 +166,13 @@ func serve(args []string, stderr io.Writer) int {
 	sc := server.Config{
 		DataDir: *data, Listen: *listen, WSListen: *wsListen, Topic: *topic, Partitions: int32(*partitions),
 		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, AdminMode: *adminMode, Logger: logger,
-		CORS: rest.CORS{AllowedOrigins: commaList(*origins)},
+		CORS: rest.CORS{AllowedOrigins: commaList(*origins)}, Notifier: nc, NoNotifier: !*notify,
+	}
+	switch nc.Mail.TLS {
+	case "starttls", "tls", "none":
+	default:
+		fmt.Fprintf(stderr, "herald: --smtp-tls must be starttls, tls or none, not %q\n", nc.Mail.TLS)
+		return 2
 	}
 	if *brokers != "" {
 		sc.Brokers = strings.Split(*brokers, ",")

@@ -32,6 +32,7 @@ import (
 	"github.com/heraldmq/herald/api"
 	"github.com/heraldmq/herald/api/rest"
 	hlog "github.com/heraldmq/herald/log"
+	"github.com/heraldmq/herald/notifier"
 	"github.com/heraldmq/herald/projection"
 	"github.com/heraldmq/herald/ws"
 )
@@ -69,7 +70,11 @@ type Config struct {
 	CORS rest.CORS
 	// Keystone, when set, requires Keystone tokens on the REST API.
 	Keystone *rest.Keystone
-	Logger   *slog.Logger
+	// Notifier configures subscription delivery (the node fills in its
+	// replica, feed, logger and signed-URL key); NoNotifier turns it off.
+	Notifier   notifier.Config
+	NoNotifier bool
+	Logger     *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
 }
@@ -81,6 +86,7 @@ type Server struct {
 	primary  *projection.Replica
 	svc      *api.Service
 	ws       *ws.Server
+	notifier *notifier.Notifier
 	wsHTTP   *http.Server
 	wsLn     net.Listener
 	http     *http.Server
@@ -172,6 +178,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		go func() { s.serveErr <- s.wsHTTP.Serve(s.wsLn) }()
 		s.logger.Info("WebSocket API listening", "addr", s.wsLn.Addr().String())
 	}
+	if !cfg.NoNotifier {
+		nc := cfg.Notifier
+		nc.Replica, nc.Feed, nc.Logger, nc.SignedURLKey = s.primary, feed, cfg.Logger, cfg.API.SignedURLKey
+		if s.notifier, err = notifier.Start(nc); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.DebugListen != "" {
 		if err := s.startDebug(cfg.DebugListen); err != nil {
 			return nil, err
@@ -205,6 +218,9 @@ func (s *Server) WS() *ws.Server { return s.ws }
 // Store is the node's projection (tests read digests from it).
 func (s *Server) Store() *projection.Store { return s.primary.Store }
 
+// Notifier is the node's notifier (nil when off).
+func (s *Server) Notifier() *notifier.Notifier { return s.notifier }
+
 // Log is the node's own log (tests read its ends).
 func (s *Server) Log() hlog.Log { return s.primary.Log }
 
@@ -236,6 +252,10 @@ func (s *Server) close(ctx context.Context) error {
 	}
 	if s.debug != nil {
 		errs = append(errs, s.debug.Close())
+	}
+	if s.notifier != nil {
+		// Its last progress reports need the log: before the replica.
+		errs = append(errs, s.notifier.Close())
 	}
 	if s.svc != nil {
 		errs = append(errs, s.svc.Close(ctx))

@@ -1,0 +1,88 @@
+package notifier
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/projection"
+)
+
+// Zaqar's message types.
+const (
+	typeNotification = "Notification"
+	typeSubscribe    = "SubscriptionConfirmation"
+	typeUnsubscribe  = "UnsubscribeConfirmation"
+)
+
+// confirmPath is the path a subscription is confirmed at.
+func confirmPath(queue, id string) string {
+	kind := "queues"
+	if strings.HasPrefix(queue, projection.TopicPrefix) {
+		kind = "topics"
+	}
+	return fmt.Sprintf("/v2/%s/%s/subscriptions/%s/confirm", kind, api.QueueName(queue), id)
+}
+
+// signedDate is how Zaqar writes URL-Expires.
+const signedDate = "2006-01-02T15:04:05"
+
+// payload renders what a delivery sends (contract §3.10.2, §3.10.4).
+func (n *Notifier) payload(t target, d *projection.Delivery) ([]byte, error) {
+	name := api.QueueName(t.Queue)
+	if d.Kind == projection.DeliverNotification {
+		return json.Marshal(api.NotificationPayload(t.Queue, d.TTL, d.Delay, d.Body))
+	}
+	path := confirmPath(t.Queue, t.ID)
+	expires := time.Unix(d.Until, 0).UTC()
+	m := map[string]any{
+		"Message_Type":    typeSubscribe,
+		"Message":         "You have chosen to subscribe to the queue: " + name,
+		"URL-Signature":   api.Sign(n.cfg.SignedURLKey, []string{path}, []string{"PUT"}, t.Project, expires),
+		"URL-Methods":     "PUT",
+		"URL-Paths":       path,
+		"X-Project-ID":    t.Project,
+		"URL-Expires":     expires.Format(signedDate),
+		"SubscribeBody":   map[string]bool{"confirmed": true},
+		"UnsubscribeBody": map[string]bool{"confirmed": false},
+		"queue_name":      name,
+	}
+	if d.Kind == projection.DeliverUnsubscribed {
+		m["Message_Type"] = typeUnsubscribe
+		m["Message"] = "You have unsubscribed successfully to the queue: " + name +
+			", you can resubscribe it by using confirmed=True."
+	}
+	if n.cfg.PublicURL != "" {
+		m["WSGISubscribeURL"] = strings.TrimRight(n.cfg.PublicURL, "/") + path
+	}
+	if n.cfg.PublicWSURL != "" {
+		m["WebSocketSubscribeURL"] = strings.TrimRight(n.cfg.PublicWSURL, "/") + path
+	}
+	return json.Marshal(m)
+}
+
+// confirmationLink is the link a confirmation e-mail carries when the
+// operator runs a confirmation page (contract §3.10.4 item 4); empty
+// without one.
+func (n *Notifier) confirmationLink(payload []byte) string {
+	if n.cfg.ConfirmationPage == "" {
+		return ""
+	}
+	var m map[string]any
+	if json.Unmarshal(payload, &m) != nil {
+		return ""
+	}
+	s := func(k string) string { v, _ := m[k].(string); return v }
+	q := url.Values{}
+	q.Set("Signature", s("URL-Signature"))
+	q.Set("Methods", s("URL-Methods"))
+	q.Set("Paths", s("URL-Paths"))
+	q.Set("Project", s("X-Project-ID"))
+	q.Set("Expires", s("URL-Expires"))
+	q.Set("Url", s("WSGISubscribeURL"))
+	q.Set("Queue", s("queue_name"))
+	return n.cfg.ConfirmationPage + "?" + q.Encode()
+}

@@ -1,0 +1,145 @@
+package notifier
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+)
+
+// Zaqar's retry policy defaults (zaqar.common.consts) and the step of its
+// back-off functions.
+const (
+	defaultRetriesWithNoDelay  = 3
+	defaultMinimumDelayRetries = 3
+	defaultMinimumDelay        = 5
+	defaultMaximumDelay        = 30
+	defaultMaximumDelayRetries = 3
+	backoffStep                = 5
+)
+
+// Policy is a webhook retry policy (contract §3.10.5), already validated
+// by the API when it was stored.
+type Policy struct {
+	RetriesWithNoDelay  int    `json:"retries_with_no_delay"`
+	MinimumDelayRetries int    `json:"minimum_delay_retries"`
+	MinimumDelay        int    `json:"minimum_delay"`
+	MaximumDelay        int    `json:"maximum_delay"`
+	MaximumDelayRetries int    `json:"maximum_delay_retries"`
+	BackoffFunction     string `json:"retry_backoff_function"`
+	IgnoreOverride      bool   `json:"ignore_subscription_override"`
+}
+
+// policyOf reads the "_retry_policy" of a subscription's options or a
+// queue's metadata; nil when there is none. Zaqar reads keys that are
+// absent, null or 0 as their defaults.
+func policyOf(doc []byte) *Policy {
+	var holder struct {
+		Policy map[string]any `json:"_retry_policy"`
+	}
+	if json.Unmarshal(doc, &holder) != nil || len(holder.Policy) == 0 {
+		return nil
+	}
+	m := holder.Policy
+	num := func(k string, def int) int {
+		if f, ok := m[k].(float64); ok && f != 0 {
+			return int(f)
+		}
+		return def
+	}
+	p := &Policy{
+		RetriesWithNoDelay:  num("retries_with_no_delay", defaultRetriesWithNoDelay),
+		MinimumDelayRetries: num("minimum_delay_retries", defaultMinimumDelayRetries),
+		MinimumDelay:        num("minimum_delay", defaultMinimumDelay),
+		MaximumDelay:        num("maximum_delay", defaultMaximumDelay),
+		MaximumDelayRetries: num("maximum_delay_retries", defaultMaximumDelayRetries),
+		BackoffFunction:     "linear",
+	}
+	if s, ok := m["retry_backoff_function"].(string); ok && s != "" {
+		p.BackoffFunction = s
+	}
+	p.IgnoreOverride, _ = m["ignore_subscription_override"].(bool)
+	return p
+}
+
+// DefaultPolicy is the policy of a subscription and queue that set none.
+func DefaultPolicy() *Policy {
+	return &Policy{
+		RetriesWithNoDelay: defaultRetriesWithNoDelay, MinimumDelayRetries: defaultMinimumDelayRetries,
+		MinimumDelay: defaultMinimumDelay, MaximumDelay: defaultMaximumDelay,
+		MaximumDelayRetries: defaultMaximumDelayRetries, BackoffFunction: "linear",
+	}
+}
+
+// effectivePolicy picks between a subscription's and its queue's policy
+// the way Zaqar does: the queue's wins when either says
+// ignore_subscription_override, otherwise the subscription's.
+func effectivePolicy(sub, queue *Policy) *Policy {
+	switch {
+	case sub != nil && sub.IgnoreOverride || queue != nil && queue.IgnoreOverride:
+		if queue != nil {
+			return queue
+		}
+		return DefaultPolicy()
+	case sub != nil:
+		return sub
+	case queue != nil:
+		return queue
+	}
+	return DefaultPolicy()
+}
+
+// Schedule returns the pauses before each retry after a first attempt
+// failed: retries_with_no_delay immediate ones, minimum_delay_retries
+// after minimum_delay, one after each value of the back-off function, and
+// maximum_delay_retries after maximum_delay. Its length is the number of
+// retries.
+func (p *Policy) Schedule() []time.Duration {
+	var out []time.Duration
+	add := func(n int, seconds int) {
+		for range n {
+			out = append(out, time.Duration(seconds)*time.Second)
+		}
+	}
+	add(p.RetriesWithNoDelay, 0)
+	add(p.MinimumDelayRetries, p.MinimumDelay)
+	for _, s := range backoff(p.BackoffFunction, p.MinimumDelay, p.MaximumDelay) {
+		add(1, s)
+	}
+	add(p.MaximumDelayRetries, p.MaximumDelay)
+	return out
+}
+
+// backoff is Zaqar's back-off function fn over [lo, hi) with its step of
+// 5, computed in float64 and truncated like Python's int().
+func backoff(fn string, lo, hi int) []int {
+	if fn == "linear" {
+		var out []int
+		for v := lo; v < hi; v += backoffStep {
+			out = append(out, v)
+		}
+		return out
+	}
+	n := (hi - lo) / backoffStep
+	if n < 2 || lo <= 0 {
+		return nil // the API refuses such policies; nothing to pause on
+	}
+	min, max := float64(lo), float64(hi)
+	k := math.Pow(10, math.Log10(max/min)/float64(n-1))
+	out := make([]int, 0, n)
+	for a := 1; a <= n; a++ {
+		var v float64
+		switch fn {
+		case "geometric":
+			v = min * math.Pow(k, float64(a-1))
+		case "exponential":
+			v = min / k * math.Pow(k, float64(a))
+		case "arithmetic":
+			d := 2.0 * (max - min) / float64(n*(n-1))
+			v = min + float64((a-1)*a)*d/2
+		default:
+			return nil
+		}
+		out = append(out, int(v))
+	}
+	return out
+}
