@@ -29,6 +29,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	hlog "github.com/heraldmq/herald/log"
 	"github.com/heraldmq/herald/projection"
 )
@@ -110,6 +114,12 @@ func (c *Config) withDefaults() {
 // result is how one attempt went.
 type result int
 
+var resultAttrs = [...]metric.MeasurementOption{
+	metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "ok"))),
+	metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "retry"))),
+	metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "refused"))),
+}
+
 const (
 	ok      result = iota
 	retry          // failed; worth another attempt (transport error, 5xx, 408, 429)
@@ -126,6 +136,7 @@ type Notifier struct {
 	proj      *projection.Projector
 	http      *http.Client
 	userAgent string
+	attempts  metric.Int64Counter
 
 	mu    sync.Mutex
 	parts map[int32]*partition
@@ -154,6 +165,12 @@ func Start(cfg Config) (*Notifier, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		userAgent: fmt.Sprintf("Herald-Notifier (%s)", cfg.Node),
 		parts:     map[int32]*partition{},
+	}
+	var err error
+	n.attempts, err = otel.Meter("github.com/heraldmq/herald/notifier").Int64Counter("herald.notifier.attempts",
+		metric.WithDescription("Delivery attempts, by result (ok, retry, refused)."))
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Feed != nil {
 		n.cancelFeed = cfg.Feed.Subscribe(n.onApplied)

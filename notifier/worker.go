@@ -206,6 +206,7 @@ func (w *worker) attempt(ctx context.Context, sub *projection.Subscription, d *p
 	if ctx.Err() != nil && res == retry {
 		return retry // abandoned, not failed: no report
 	}
+	n.attempts.Add(ctx, 1, resultAttrs[res])
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if res == ok {

@@ -36,6 +36,12 @@ func writeLog(t *testing.T, l hlog.Log) {
 			p := fmt.Sprintf("p%d", round%2)
 			if round == 0 {
 				add(hlog.QueueCreated, p, q, &hlog.QueueCreatedV1{Metadata: []byte(`{"k":1}`)})
+				// Subscriptions that collect pending deliveries until they
+				// expire (600 s) and are swept with them.
+				add(hlog.SubscriptionCreated, p, q, &hlog.SubscriptionCreatedV1{Subscriber: "http://h/" + q, TTL: 600, Secret: "s", ConfirmUntil: 1})
+			}
+			if round == 2 {
+				add(hlog.SubscriptionDelivered, p, q, &hlog.SubscriptionDeliveredV1{ID: PositionID(0, 1, 0), Through: 9, Delivered: 3, Failures: 1, LastError: "HTTP 503"})
 			}
 			add(hlog.MessagesPosted, p, q, &hlog.MessagesPostedV1{Messages: []hlog.PostedMessage{
 				{TTL: 60, Body: []byte(`{"r":1}`)}, {TTL: 120, Body: []byte(`"x"`)}, {TTL: 3600, Delay: 30, Body: []byte(`null`)},
