@@ -32,6 +32,9 @@ type worker struct {
 	// touches it.
 	off int64
 	idx int32
+	// probeAt is when a suspended subscription is tried next (zero: not
+	// suspended as far as this worker knows).
+	probeAt time.Time
 
 	mu       sync.Mutex // guards the report below; deliveries run concurrently
 	rep      hlog.SubscriptionDeliveredV1
@@ -64,6 +67,7 @@ func (w *worker) run(ctx context.Context) {
 			w.probe(ctx, sub)
 			continue
 		}
+		w.probeAt = time.Time{}
 		batch, err := n.store.PendingDeliveries(w.pt.p, w.t, w.off, w.idx, batchSize)
 		if err != nil {
 			n.cfg.Logger.Error("notifier: read pending deliveries", "subscription", w.t.ID, "err", err)
@@ -233,18 +237,22 @@ func (n *Notifier) send(ctx context.Context, p int32, t target, sub *projection.
 	return n.webhook(ctx, sub, id, payload)
 }
 
-// probe waits ProbeInterval (or an update of the subscription, which
-// lifts the suspension), then tries the first pending delivery once; a
-// success resumes delivery.
+// probe waits until the next probe is due (returning early when woken:
+// an update of the subscription lifts the suspension), then tries the
+// first pending delivery once; a success resumes delivery.
 func (w *worker) probe(ctx context.Context, sub *projection.Subscription) {
 	n := w.pt.n
+	if w.probeAt.IsZero() {
+		w.probeAt = time.Now().Add(n.cfg.ProbeInterval)
+	}
 	select {
 	case <-ctx.Done():
 		return
 	case <-w.wake:
-		return // look again: an update may have resumed it
-	case <-time.After(n.cfg.ProbeInterval):
+		return // look again; the probe stays due at probeAt
+	case <-time.After(time.Until(w.probeAt)):
 	}
+	w.probeAt = time.Now().Add(n.cfg.ProbeInterval)
 	batch, err := n.store.PendingDeliveries(w.pt.p, w.t, w.off, w.idx, 1)
 	if err != nil || len(batch) == 0 {
 		w.mu.Lock()
