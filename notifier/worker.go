@@ -116,29 +116,34 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription, batc
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var once sync.Once
-	launched := 0
-launch:
-	for i := range batch {
-		select {
-		case sem <- struct{}{}:
-		case <-stop:
-			break launch
-		case <-ctx.Done():
-			break launch
-		}
-		launched++
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			results[i] = w.attempts(ctx, sub, &batch[i], policy)
-			if results[i] == retry {
-				once.Do(func() { close(stop) })
-			}
-		}(i)
-	}
+	// Launching waits for a free slot, which a delivery being retried
+	// holds for as long as its schedule runs: it has a goroutine of its
+	// own, so that progress and failures are reported meanwhile.
+	launched := 0 // read once finished is closed
 	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
+	go func() {
+		defer close(finished)
+		defer wg.Wait()
+		for i := range batch {
+			select {
+			case sem <- struct{}{}:
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+			launched++
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				results[i] = w.attempts(ctx, sub, &batch[i], policy)
+				if results[i] == retry {
+					once.Do(func() { close(stop) })
+				}
+			}(i)
+		}
+	}()
 	tick := time.NewTicker(n.cfg.ReportInterval)
 	defer tick.Stop()
 	for waiting := true; waiting; {
