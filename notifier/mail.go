@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	gomail "github.com/wneessen/go-mail"
@@ -45,7 +46,7 @@ func (n *Notifier) mail(ctx context.Context, sub *projection.Subscription, deliv
 		Subject string `json:"subject"`
 	}
 	jsonUnmarshal(sub.Options, &opts)
-	subject := u.Query().Get("subject")
+	subject := uriHeader(u.Query(), "subject")
 	if subject == "" {
 		subject = opts.Subject
 	}
@@ -115,4 +116,24 @@ func (n *Notifier) mail(ctx context.Context, sub *projection.Subscription, deliv
 		return retry, err
 	}
 	return ok, nil
+}
+
+// uriHeader returns the value of a mailto URI's header field (RFC 6068):
+// field names are case-insensitive, as Zaqar reads them (it lowercases
+// the parameters' names).
+func uriHeader(q url.Values, name string) string {
+	if v, ok := q[name]; ok && len(v) > 0 {
+		return v[0]
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if strings.EqualFold(k, name) && len(q[k]) > 0 {
+			return q[k][0]
+		}
+	}
+	return ""
 }

@@ -2,7 +2,6 @@ package notifier
 
 import (
 	"encoding/json"
-	"math"
 	"time"
 )
 
@@ -30,8 +29,10 @@ type Policy struct {
 }
 
 // policyOf reads the "_retry_policy" of a subscription's options or a
-// queue's metadata; nil when there is none. Zaqar reads keys that are
-// absent, null or 0 as their defaults.
+// queue's metadata; nil when there is none. Keys that are absent (or
+// null, which Zaqar fails on) take their defaults; 0 is 0, as Zaqar reads
+// it (retries_with_no_delay 0: no immediate retries), and booleans are
+// Python's integers 0 and 1.
 func policyOf(doc []byte) *Policy {
 	var holder struct {
 		Policy map[string]any `json:"_retry_policy"`
@@ -41,8 +42,14 @@ func policyOf(doc []byte) *Policy {
 	}
 	m := holder.Policy
 	num := func(k string, def int) int {
-		if f, ok := m[k].(float64); ok && f != 0 {
-			return int(f)
+		switch v := m[k].(type) {
+		case float64:
+			return int(v)
+		case bool:
+			if v {
+				return 1
+			}
+			return 0
 		}
 		return def
 	}
@@ -110,7 +117,8 @@ func (p *Policy) Schedule() []time.Duration {
 }
 
 // backoff is Zaqar's back-off function fn over [lo, hi) with its step of
-// 5, computed in float64 and truncated like Python's int().
+// 5, computed in float64 with glibc's log10 and pow (see libm.go) and
+// truncated like Python's int().
 func backoff(fn string, lo, hi int) []int {
 	if fn == "linear" {
 		var out []int
@@ -120,22 +128,29 @@ func backoff(fn string, lo, hi int) []int {
 		return out
 	}
 	n := (hi - lo) / backoffStep
-	if n < 2 || lo <= 0 {
+	if n < 2 {
 		return nil // the API refuses such policies; nothing to pause on
 	}
 	min, max := float64(lo), float64(hi)
-	k := math.Pow(10, math.Log10(max/min)/float64(n-1))
 	out := make([]int, 0, n)
+	if fn == "arithmetic" {
+		d := 2.0 * (max - min) / float64(n*(n-1))
+		for a := 1; a <= n; a++ {
+			out = append(out, int(min+float64((a-1)*a)*d/2))
+		}
+		return out
+	}
+	if lo <= 0 {
+		return nil // Zaqar fails on these (division by zero)
+	}
+	k := pyPow(10, pyLog10(max/min)/float64(n-1))
 	for a := 1; a <= n; a++ {
 		var v float64
 		switch fn {
 		case "geometric":
-			v = min * math.Pow(k, float64(a-1))
+			v = min * pyPow(k, float64(a-1))
 		case "exponential":
-			v = min / k * math.Pow(k, float64(a))
-		case "arithmetic":
-			d := 2.0 * (max - min) / float64(n*(n-1))
-			v = min + float64((a-1)*a)*d/2
+			v = min / k * pyPow(k, float64(a))
 		default:
 			return nil
 		}

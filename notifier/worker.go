@@ -201,6 +201,17 @@ func (w *worker) attempts(ctx context.Context, sub *projection.Subscription, d *
 		if !sleep(ctx, n.cfg.Clock, pause) {
 			return retry
 		}
+		// The subscription may have changed during the pause: deleted
+		// or expired (its deliveries went with it: no more attempts), or
+		// updated (the next attempt goes to the new subscriber, with the
+		// new options).
+		cur, err := n.store.Subscription(w.t.Project, w.t.Queue, w.t.ID, n.cfg.Clock.Now().UnixNano())
+		if err == nil {
+			if cur == nil {
+				return refused
+			}
+			sub = cur
+		}
 		if res = w.attempt(ctx, sub, d); res != retry {
 			return res
 		}
