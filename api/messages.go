@@ -81,7 +81,7 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, meta
 		}
 		pm := hlog.PostedMessage{TTL: ttl, Body: m.Body}
 		if delayed {
-			pm.Delay = queueDelay
+			pm.Delay, pm.Delayed = queueDelay, true
 			if m.Delay != nil {
 				pm.Delay = *m.Delay
 			}

@@ -139,12 +139,13 @@ func deliveryJSON(d *projection.DeliveryStatus) map[string]any {
 
 // NotificationPayload is what a subscriber receives for one posted
 // message (contract §3.10.2): the message as accepted — ttl, body, and
-// delay when it had one — with Message_Type and queue_name. Both the
-// WebSocket hub and the notifier send it.
-func NotificationPayload(queue string, ttl, delay int64, body []byte) map[string]any {
+// delay when it had one (every message of a delay-enabled queue has one,
+// maybe 0) — with Message_Type and queue_name. Both the WebSocket hub and
+// the notifier send it.
+func NotificationPayload(queue string, ttl, delay int64, delayed bool, body []byte) map[string]any {
 	p := map[string]any{"ttl": ttl, "body": json.RawMessage(body),
 		"Message_Type": "Notification", "queue_name": QueueName(queue)}
-	if delay > 0 {
+	if delayed || delay > 0 {
 		p["delay"] = delay
 	}
 	return p

@@ -138,10 +138,14 @@ type QueuePurgedV1 struct {
 
 // PostedMessage is one message of a post, with TTL and delay resolved by
 // the API (seconds) and the body as compact JSON.
+//
+// Delayed marks a message posted to a delay-enabled queue: it has a delay,
+// possibly 0, which its notifications show.
 type PostedMessage struct {
-	TTL   int64  `msgpack:"ttl"`
-	Delay int64  `msgpack:"delay,omitempty"`
-	Body  []byte `msgpack:"body"`
+	TTL     int64  `msgpack:"ttl"`
+	Delay   int64  `msgpack:"delay,omitempty"`
+	Delayed bool   `msgpack:"delayed,omitempty"`
+	Body    []byte `msgpack:"body"`
 }
 
 // MessagesPostedV1 is POST /v2/queues/{q}/messages. Apply creates the queue

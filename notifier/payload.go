@@ -34,7 +34,7 @@ const signedDate = "2006-01-02T15:04:05"
 func (n *Notifier) payload(t target, d *projection.Delivery) ([]byte, error) {
 	name := api.QueueName(t.Queue)
 	if d.Kind == projection.DeliverNotification {
-		return json.Marshal(api.NotificationPayload(t.Queue, d.TTL, d.Delay, d.Body))
+		return json.Marshal(api.NotificationPayload(t.Queue, d.TTL, d.Delay, d.Delayed, d.Body))
 	}
 	path := confirmPath(t.Queue, t.ID)
 	expires := time.Unix(d.Until, 0).UTC()

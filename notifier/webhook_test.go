@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -128,9 +127,6 @@ func abs(x int64) int64 {
 // a message posted with "delay": 0 to a queue with a default delay: the
 // message as accepted has delay 0, and Zaqar's notification says so.
 func TestWebhookPayloadKeepsDelayZeroOnDelayQueues(t *testing.T) {
-	t.Skip("known gap outside the notifier: a delay of 0 is not told apart from no delay " +
-		"(hlog.PostedMessage.Delay / projection.Delivery.Delay are omitempty, api.NotificationPayload " +
-		"adds delay only when > 0), so the payload lacks \"delay\": 0")
 	h := newHarness(t, api.Config{})
 	rc := newReceiver(t, nil)
 	h.start(Config{})
@@ -801,22 +797,10 @@ func TestDeliveryResumesAfterNotifierRestart(t *testing.T) {
 	}
 }
 
-// knownBug skips a test that shows a known, unfixed defect unless
-// HERALD_NOTIFIER_KNOWN_BUGS is set (then it runs, and fails until the
-// defect is fixed).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("HERALD_NOTIFIER_KNOWN_BUGS") == "" {
-		t.Skip("known defect (set HERALD_NOTIFIER_KNOWN_BUGS=1 to run): " + what)
-	}
-}
-
 // TestSlowDeliveryDoesNotHoldUpLaterMessages hangs the delivery of one
 // message and posts more, one post each: they are delivered meanwhile, as
 // free slots (Config.Concurrency) allow.
 func TestSlowDeliveryDoesNotHoldUpLaterMessages(t *testing.T) {
-	knownBug(t, "a worker delivers batch after batch, so a delivery that hangs or is being retried "+
-		"holds up every message posted after its batch was read, whatever Concurrency allows")
 	h := newHarness(t, api.Config{})
 	release := make(chan struct{})
 	defer close(release)

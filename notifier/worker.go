@@ -11,9 +11,6 @@ import (
 	"github.com/heraldmq/herald/projection"
 )
 
-// batchSize is how many pending deliveries a worker takes at a time.
-const batchSize = 64
-
 // idleTimeout is how long a worker without deliveries waits for more
 // before its goroutine ends (its progress stays with the partition).
 const idleTimeout = 30 * time.Second
@@ -68,12 +65,7 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		w.probeAt = time.Time{}
-		batch, err := n.store.PendingDeliveries(w.pt.p, w.t, w.off, w.idx, batchSize)
-		if err != nil {
-			n.cfg.Logger.Error("notifier: read pending deliveries", "subscription", w.t.ID, "err", err)
-		}
-		if len(batch) > 0 {
-			w.deliver(ctx, sub, batch)
+		if w.deliver(ctx, sub) {
 			idleSince = time.Now()
 			continue
 		}
@@ -104,72 +96,88 @@ func (w *worker) stop() bool {
 	return true
 }
 
-// deliver sends a batch, each delivery with the retry policy, and
-// advances the progress over the prefix that is done. A delivery that
-// exhausts the policy suspends the subscription: it and those after it
-// stay pending.
-func (w *worker) deliver(ctx context.Context, sub *projection.Subscription, batch []projection.Delivery) {
+// inflight is a delivery being made.
+type inflight struct {
+	d    projection.Delivery
+	done bool
+	res  result
+}
+
+// deliver makes the pending deliveries, each with the retry policy, as a
+// sliding window: up to Concurrency in flight, a free slot refilled at
+// once with the next pending one (so a delivery being retried holds up
+// only its own slot), and the progress advanced over the prefix that is
+// done. It returns once nothing is pending and in flight (false if there
+// was nothing to do), or when a delivery exhausted the policy: that
+// suspends the subscription, and it and those after it stay pending.
+func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool {
 	n := w.pt.n
 	policy := w.policy(sub)
-	results := make([]result, len(batch))
-	sem := make(chan struct{}, n.cfg.Concurrency)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	var once sync.Once
-	// Launching waits for a free slot, which a delivery being retried
-	// holds for as long as its schedule runs: it has a goroutine of its
-	// own, so that progress and failures are reported meanwhile.
-	launched := 0 // read once finished is closed
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		defer wg.Wait()
-		for i := range batch {
-			select {
-			case sem <- struct{}{}:
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			}
-			launched++
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				results[i] = w.attempts(ctx, sub, &batch[i], policy)
-				if results[i] == retry {
-					once.Do(func() { close(stop) })
-				}
-			}(i)
-		}
-	}()
+	results := make(chan int64, n.cfg.Concurrency) // seq of a finished delivery
+	var window []*inflight                         // in log order
+	bySeq := map[int64]*inflight{}
+	var seq int64 // of the next launch
+	off, idx := w.off, w.idx
+	exhausted, worked := false, false
 	tick := time.NewTicker(n.cfg.ReportInterval)
 	defer tick.Stop()
-	for waiting := true; waiting; {
-		select {
-		case <-finished:
-			waiting = false
-		case <-tick.C:
-			w.flushIfDirty()
+	for {
+		if !exhausted && ctx.Err() == nil && len(window) < n.cfg.Concurrency {
+			ds, err := n.store.PendingDeliveries(w.pt.p, w.t, off, idx, n.cfg.Concurrency-len(window))
+			if err != nil {
+				n.cfg.Logger.Error("notifier: read pending deliveries", "subscription", w.t.ID, "err", err)
+			}
+			for _, d := range ds {
+				f := &inflight{d: d}
+				window = append(window, f)
+				bySeq[seq] = f
+				go func(seq int64) {
+					f.res = w.attempts(ctx, sub, &f.d, policy)
+					results <- seq
+				}(seq)
+				seq++
+				off, idx = d.Offset, d.Index
+				worked = true
+			}
 		}
-	}
-	exhausted := false
-	for i := 0; i < launched; i++ {
-		if results[i] == retry {
-			exhausted = ctx.Err() == nil
+		if len(window) == 0 {
 			break
 		}
-		w.off, w.idx = batch[i].Offset, batch[i].Index
-		w.mu.Lock()
-		w.rep.Through, w.rep.Index = w.off, w.idx
-		if results[i] == ok {
-			w.rep.Delivered++
-		} else {
-			w.rep.Dropped++
+		select {
+		case s := <-results:
+			f := bySeq[s]
+			delete(bySeq, s)
+			f.done = true
+			if f.res == retry && ctx.Err() == nil {
+				exhausted = true
+			}
+		case <-w.wake:
+		case <-tick.C:
+			w.flushIfDirty()
+			continue
 		}
-		w.dirty = true
-		w.mu.Unlock()
+		// Advance over the finished prefix; a delivery that was not
+		// made (exhausted, or abandoned as ctx ended) stops it.
+		for len(window) > 0 && window[0].done && window[0].res != retry {
+			f := window[0]
+			window = window[1:]
+			w.off, w.idx = f.d.Offset, f.d.Index
+			w.mu.Lock()
+			w.rep.Through, w.rep.Index = w.off, w.idx
+			if f.res == ok {
+				w.rep.Delivered++
+			} else {
+				w.rep.Dropped++
+			}
+			w.dirty = true
+			w.mu.Unlock()
+		}
+		if (exhausted || ctx.Err() != nil) && len(bySeq) == 0 {
+			break // everything launched came back; nothing more goes out
+		}
+		if time.Since(w.reported) >= n.cfg.ReportInterval {
+			w.flush()
+		}
 	}
 	if exhausted {
 		w.mu.Lock()
@@ -181,11 +189,8 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription, batc
 		// Read the suspension back before going on, so the next round
 		// sees it in the projection.
 		w.flushAndWait(ctx)
-		return
 	}
-	if time.Since(w.reported) >= n.cfg.ReportInterval {
-		w.flush()
-	}
+	return worked
 }
 
 // attempts makes one delivery: a first attempt, then retries on the

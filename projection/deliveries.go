@@ -34,6 +34,7 @@ type Delivery struct {
 	MessageID string `msgpack:"id,omitempty"`
 	TTL       int64  `msgpack:"ttl,omitempty"`
 	Delay     int64  `msgpack:"delay,omitempty"`
+	Delayed   bool   `msgpack:"delayed,omitempty"`
 	Body      []byte `msgpack:"body,omitempty"`
 	// A confirmation's signed URL expiry, Unix seconds.
 	Until int64 `msgpack:"until,omitempty"`
@@ -85,7 +86,7 @@ func (a *applier) notifySubscribers(b *pebble.Batch, off int64, ev *hlog.Event, 
 		return err
 	}
 	for i, m := range pl.Messages {
-		d := &Delivery{Kind: DeliverNotification, Time: ev.Time, MessageID: ids(i), TTL: m.TTL, Delay: m.Delay, Body: m.Body}
+		d := &Delivery{Kind: DeliverNotification, Time: ev.Time, MessageID: ids(i), TTL: m.TTL, Delay: m.Delay, Delayed: m.Delayed, Body: m.Body}
 		for _, id := range subs {
 			if err := a.putDelivery(b, ev.Project, ev.Queue, id, off, int32(i), d); err != nil {
 				return err

@@ -193,7 +193,7 @@ func (h *hub) notify(subs map[*conn]*wsSub, ev *hlog.Event, pl *hlog.MessagesPos
 	}
 	frames := [2][][]byte{}
 	for i, m := range pl.Messages {
-		payload := api.NotificationPayload(ev.Queue, m.TTL, m.Delay, m.Body)
+		payload := api.NotificationPayload(ev.Queue, m.TTL, m.Delay, m.Delayed, m.Body)
 		for enc := range frames {
 			if frames[enc] == nil {
 				frames[enc] = make([][]byte, len(pl.Messages))
