@@ -95,6 +95,15 @@ func effectivePolicy(sub, queue *Policy) *Policy {
 	return DefaultPolicy()
 }
 
+// A policy is the tenant's and the API accepts any integers in it (as
+// Zaqar does), so a schedule is bounded: at most maxRetries retries, each
+// pause at most maxPause. A delivery that runs out of them suspends its
+// subscription, which is then probed.
+const (
+	maxRetries = 1000
+	maxPause   = 24 * time.Hour
+)
+
 // Schedule returns the pauses before each retry after a first attempt
 // failed: retries_with_no_delay immediate ones, minimum_delay_retries
 // after minimum_delay, one after each value of the back-off function, and
@@ -103,8 +112,12 @@ func effectivePolicy(sub, queue *Policy) *Policy {
 func (p *Policy) Schedule() []time.Duration {
 	var out []time.Duration
 	add := func(n int, seconds int) {
-		for range n {
-			out = append(out, time.Duration(seconds)*time.Second)
+		pause := maxPause
+		if seconds < int(maxPause/time.Second) {
+			pause = time.Duration(seconds) * time.Second
+		}
+		for ; n > 0 && len(out) < maxRetries; n-- {
+			out = append(out, pause)
 		}
 	}
 	add(p.RetriesWithNoDelay, 0)
@@ -118,11 +131,11 @@ func (p *Policy) Schedule() []time.Duration {
 
 // backoff is Zaqar's back-off function fn over [lo, hi) with its step of
 // 5, computed in float64 with glibc's log10 and pow (see libm.go) and
-// truncated like Python's int().
+// truncated like Python's int(); at most its first maxRetries values.
 func backoff(fn string, lo, hi int) []int {
 	if fn == "linear" {
 		var out []int
-		for v := lo; v < hi; v += backoffStep {
+		for v := lo; v < hi && len(out) < maxRetries; v += backoffStep {
 			out = append(out, v)
 		}
 		return out
@@ -131,11 +144,11 @@ func backoff(fn string, lo, hi int) []int {
 	if n < 2 {
 		return nil // the API refuses such policies; nothing to pause on
 	}
+	out := make([]int, 0, min(n, maxRetries))
 	min, max := float64(lo), float64(hi)
-	out := make([]int, 0, n)
 	if fn == "arithmetic" {
-		d := 2.0 * (max - min) / float64(n*(n-1))
-		for a := 1; a <= n; a++ {
+		d := 2.0 * (max - min) / (float64(n) * float64(n-1))
+		for a := 1; a <= n && len(out) < maxRetries; a++ {
 			out = append(out, int(min+float64((a-1)*a)*d/2))
 		}
 		return out
@@ -144,7 +157,7 @@ func backoff(fn string, lo, hi int) []int {
 		return nil // Zaqar fails on these (division by zero)
 	}
 	k := pyPow(10, pyLog10(max/min)/float64(n-1))
-	for a := 1; a <= n; a++ {
+	for a := 1; a <= n && len(out) < maxRetries; a++ {
 		var v float64
 		switch fn {
 		case "geometric":
