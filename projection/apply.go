@@ -115,6 +115,9 @@ func (a *applier) apply(b *pebble.Batch, off int64, ev *hlog.Event) (*Outcome, e
 			return nil, err
 		}
 	}
+	if err := a.recordHistory(b, off, ev); err != nil {
+		return nil, err
+	}
 	var out *Outcome
 	var err error
 	if ev.Idempotency != nil {

@@ -28,6 +28,7 @@ import (
 //	'k' | str(project) | str(queue) | key            idempotencyRecord of an Idempotency-Key
 //	'n' | partition u32 | str(project) | str(queue) | str(subscription id) | offset u64 | index u32
 //	                                                 pending Delivery (deliveries.go)
+//	'h' | str(project) | str(queue) | offset u64     time u64 | type of the queue's event there (history.go)
 //
 // str(s) escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01, which keeps byte
 // order equal to string order and makes every 'm' queue prefix end before
@@ -48,6 +49,7 @@ const (
 	tagPlace    = 'L'
 	tagIdem     = 'k'
 	tagDelivery = 'n'
+	tagHistory  = 'h'
 
 	subSeq   = 's'
 	subBody  = 'b'

@@ -292,6 +292,39 @@ func (c *conn) dispatch(ctx context.Context, r *request) map[string]any {
 		return response(r, 204, fmt.Sprintf("Queue %s removed.", q))
 	case "queue_get_stats":
 		return c.stats(ctx, r, q)
+	case "queue_history":
+		hq := api.HistoryQuery{}
+		hq.Marker, _ = r.body["marker"].(string)
+		hq.Since, _ = r.body["since"].(string)
+		hq.Until, _ = r.body["until"].(string)
+		if n, ok := r.intField("limit"); ok {
+			hq.Limit = int(n)
+		}
+		if types, ok := r.body["types"].([]any); ok {
+			for _, t := range types {
+				if s, ok := t.(string); ok {
+					hq.Types = append(hq.Types, s)
+				}
+			}
+		}
+		page, err := svc.History(ctx, r.caller, q, hq)
+		if err != nil {
+			return apiError(r, err)
+		}
+		// As plain values, so MessagePack frames carry them as JSON
+		// frames do.
+		events := make([]any, len(page.Events))
+		for i, ev := range page.Events {
+			ev.Queue = api.QueueName(ev.Queue)
+			b, err := json.Marshal(ev)
+			if err == nil {
+				err = json.Unmarshal(b, &events[i])
+			}
+			if err != nil {
+				return apiError(r, api.Unavailable("History could not be read.", err))
+			}
+		}
+		return response(r, 200, map[string]any{"events": events, "marker": page.Next, "more": page.More})
 	case "queue_purge":
 		messages, subscriptions := true, true
 		if types, ok := r.body["resource_types"].([]any); ok {

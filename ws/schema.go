@@ -69,6 +69,9 @@ var actions = map[string]action{
 	// Herald's extension: resumable streams of a queue's messages.
 	"stream_subscribe":   queueAction(nil, map[string]fieldType{"after": tString}),
 	"stream_unsubscribe": queueAction(nil, nil),
+	// And a queue's history, as GET /v2/queues/{q}/history.
+	"queue_history": queueAction(nil, map[string]fieldType{"marker": tString, "limit": tInteger,
+		"types": tArray, "since": tString, "until": tString}),
 
 	// Known to Zaqar's schema but not implemented there; Herald answers
 	// them with an error frame instead of never answering (contract B2).

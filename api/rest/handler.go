@@ -169,6 +169,7 @@ func (h *Handler) queueRoutes(base string) {
 	h.handle("DELETE", base, h.deleteQueue)
 	h.handle("GET", base+"/stats", h.queueStats)
 	h.handle("POST", base+"/purge", h.purgeQueue)
+	h.handle("GET", base+"/history", h.getHistory)
 
 	h.handle("POST", base+"/messages", h.postMessages)
 	h.handle("GET", base+"/messages", h.getMessages)
