@@ -103,13 +103,19 @@ type inflight struct {
 	res  result
 }
 
+// maxWindow bounds the deliveries a worker keeps between the first one
+// not done and the last one launched: those done behind a delivery being
+// retried wait there until it is done, and are made again if it is not.
+const maxWindow = 1024
+
 // deliver makes the pending deliveries, each with the retry policy, as a
 // sliding window: up to Concurrency in flight, a free slot refilled at
 // once with the next pending one (so a delivery being retried holds up
-// only its own slot), and the progress advanced over the prefix that is
-// done. It returns once nothing is pending and in flight (false if there
-// was nothing to do), or when a delivery exhausted the policy: that
-// suspends the subscription, and it and those after it stay pending.
+// only its own slot, for up to maxWindow deliveries after it), and the
+// progress advanced over the prefix that is done. It returns once nothing
+// is pending and in flight (false if there was nothing to do), or when a
+// delivery exhausted the policy: that suspends the subscription, and it
+// and those after it stay pending.
 func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool {
 	n := w.pt.n
 	policy := w.policy(sub)
@@ -122,8 +128,11 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool
 	tick := time.NewTicker(n.cfg.ReportInterval)
 	defer tick.Stop()
 	for {
-		if !exhausted && ctx.Err() == nil && len(window) < n.cfg.Concurrency {
-			ds, err := n.store.PendingDeliveries(w.pt.p, w.t, off, idx, n.cfg.Concurrency-len(window))
+		// Free slots: in flight are those not done (bySeq), not the whole
+		// window.
+		free := min(n.cfg.Concurrency-len(bySeq), max(maxWindow, n.cfg.Concurrency)-len(window))
+		if !exhausted && ctx.Err() == nil && free > 0 {
+			ds, err := n.store.PendingDeliveries(w.pt.p, w.t, off, idx, free)
 			if err != nil {
 				n.cfg.Logger.Error("notifier: read pending deliveries", "subscription", w.t.ID, "err", err)
 			}
@@ -147,7 +156,7 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool
 		case s := <-results:
 			f := bySeq[s]
 			delete(bySeq, s)
-			f.done = true
+			f.done, f.d.Body = true, nil // only its position is needed now
 			if f.res == retry && ctx.Err() == nil {
 				exhausted = true
 			}
