@@ -52,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return bench.Run(ctx, args, stdout, stderr)
+	case "events":
+		return events(args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return 0
@@ -69,6 +71,7 @@ Usage:
   herald [serve] [flags]   run a node (default; see 'herald serve --help')
   herald version           print the version
   herald bench [flags]     load-test a Zaqar v2 or NATS JetStream endpoint
+  herald events [flags]    export the log's events as JSON Lines
   herald help              this text
 `)
 }
