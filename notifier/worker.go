@@ -93,6 +93,14 @@ func (w *worker) stop() bool {
 	default:
 	}
 	w.running = false
+	// Once its progress is reported the projection knows it all: forget
+	// the worker, or the partition would keep one for every subscription
+	// it ever delivered to (expired and deleted ones included).
+	w.mu.Lock()
+	if !w.dirty {
+		delete(w.pt.workers, w.t)
+	}
+	w.mu.Unlock()
 	return true
 }
 
