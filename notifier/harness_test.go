@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -443,4 +446,56 @@ func decode(t *testing.T, b []byte) map[string]any {
 		t.Fatalf("body %q: %v", b, err)
 	}
 	return m
+}
+
+// newDownReceiver returns a receiver that answers 503 until up is called,
+// then 204.
+func newDownReceiver(t *testing.T) (rc *receiver, up func()) {
+	t.Helper()
+	var isUp atomic.Bool
+	rc = newReceiver(t, func(r *http.Request, n int) int {
+		if isUp.Load() {
+			return http.StatusNoContent
+		}
+		return http.StatusServiceUnavailable
+	})
+	return rc, func() { isUp.Store(true) }
+}
+
+// checkHangHoldsOnlyItsSlot hangs the delivery of one message, then posts
+// later messages one post each: all of them are delivered while the first
+// still hangs, and the subscriber never has more than concurrency
+// requests at once.
+func checkHangHoldsOnlyItsSlot(t *testing.T, concurrency, later int) {
+	t.Helper()
+	h := newHarness(t, api.Config{})
+	release := make(chan struct{})
+	defer close(release)
+	var rc *receiver
+	rc = newReceiver(t, func(r *http.Request, n int) int {
+		rc.mu.Lock()
+		body := string(rc.hits[n].Body)
+		rc.mu.Unlock()
+		if strings.Contains(body, `"hang"`) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		return http.StatusNoContent
+	})
+	h.start(Config{Concurrency: concurrency, Timeout: time.Minute})
+	sub := h.subscribe("q", rc.URL, "")
+	h.postBodies("q", `"hang"`)
+	eventually(t, "the hanging request", func() bool { return len(rc.all()) == 1 }, rc.describe)
+	var ids []string
+	for i := range later {
+		ids = append(ids, h.postBodies("q", strconv.Itoa(i))...)
+	}
+	eventually(t, "the later messages", func() bool { return rc.hasAll(ids) }, func() string {
+		return rc.describe() + " " + h.status("q", sub.ID).String()
+	})
+	if p := rc.peakInflight(); p > concurrency {
+		t.Errorf("%d concurrent requests to one subscriber, limit %d", p, concurrency)
+	}
 }

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,7 +29,7 @@ type MailConfig struct {
 // mail sends payload as one e-mail to a mailto subscriber (contract
 // §3.10.3): To the address, From options.from (or the configured sender),
 // Subject the URI's subject parameter or options.subject.
-func (n *Notifier) mail(ctx context.Context, sub *projection.Subscription, deliveryID string, d *projection.Delivery, payload []byte) (result, error) {
+func (n *Notifier) mail(ctx context.Context, sub *projection.Subscription, deliveryID string, d *projection.Delivery, doc map[string]any, payload []byte) (result, error) {
 	mc := n.cfg.Mail
 	if mc.Host == "" {
 		return retry, errors.New("no SMTP relay configured (--smtp-host)")
@@ -45,7 +46,7 @@ func (n *Notifier) mail(ctx context.Context, sub *projection.Subscription, deliv
 		From    string `json:"from"`
 		Subject string `json:"subject"`
 	}
-	jsonUnmarshal(sub.Options, &opts)
+	json.Unmarshal(sub.Options, &opts) // options are a JSON object; other keys' types do not matter
 	subject := uriHeader(u.Query(), "subject")
 	if subject == "" {
 		subject = opts.Subject
@@ -59,7 +60,7 @@ func (n *Notifier) mail(ctx context.Context, sub *projection.Subscription, deliv
 				subject = "You have unsubscribed"
 			}
 		}
-		if link := n.confirmationLink(payload); link != "" {
+		if link := n.confirmationLink(doc); link != "" {
 			body = "To confirm the subscription, open:\n\n" + link + "\n"
 		}
 	}

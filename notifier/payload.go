@@ -1,7 +1,6 @@
 package notifier
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -30,11 +29,11 @@ func confirmPath(queue, id string) string {
 // signedDate is how Zaqar writes URL-Expires.
 const signedDate = "2006-01-02T15:04:05"
 
-// payload renders what a delivery sends (contract §3.10.2, §3.10.4).
-func (n *Notifier) payload(t target, d *projection.Delivery) ([]byte, error) {
+// payload is what a delivery sends (contract §3.10.2, §3.10.4).
+func (n *Notifier) payload(t target, d *projection.Delivery) map[string]any {
 	name := api.QueueName(t.Queue)
 	if d.Kind == projection.DeliverNotification {
-		return json.Marshal(api.NotificationPayload(t.Queue, d.TTL, d.Delay, d.Delayed, d.Body))
+		return api.NotificationPayload(t.Queue, d.TTL, d.Delay, d.Delayed, d.Body)
 	}
 	path := confirmPath(t.Queue, t.ID)
 	expires := time.Unix(d.Until, 0).UTC()
@@ -61,18 +60,14 @@ func (n *Notifier) payload(t target, d *projection.Delivery) ([]byte, error) {
 	if n.cfg.PublicWSURL != "" {
 		m["WebSocketSubscribeURL"] = strings.TrimRight(n.cfg.PublicWSURL, "/") + path
 	}
-	return json.Marshal(m)
+	return m
 }
 
 // confirmationLink is the link a confirmation e-mail carries when the
 // operator runs a confirmation page (contract §3.10.4 item 4); empty
-// without one.
-func (n *Notifier) confirmationLink(payload []byte) string {
+// without one. m is the confirmation's payload.
+func (n *Notifier) confirmationLink(m map[string]any) string {
 	if n.cfg.ConfirmationPage == "" {
-		return ""
-	}
-	var m map[string]any
-	if json.Unmarshal(payload, &m) != nil {
 		return ""
 	}
 	s := func(k string) string { v, _ := m[k].(string); return v }

@@ -2,13 +2,7 @@ package notifier
 
 import (
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/heraldmq/herald/api"
 )
 
 // TestScheduleIsBounded checks that a policy with huge counts or delays
@@ -46,34 +40,5 @@ func TestScheduleIsBounded(t *testing.T) {
 // and posts more than Config.Concurrency others, one post each: all of
 // them are delivered while the first one still hangs.
 func TestRetriedDeliveryHoldsUpOnlyItsSlot(t *testing.T) {
-	h := newHarness(t, api.Config{})
-	release := make(chan struct{})
-	defer close(release)
-	var rc *receiver
-	rc = newReceiver(t, func(r *http.Request, n int) int {
-		rc.mu.Lock()
-		body := string(rc.hits[n].Body)
-		rc.mu.Unlock()
-		if strings.Contains(body, `"hang"`) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		return http.StatusNoContent
-	})
-	h.start(Config{Concurrency: 2, Timeout: time.Minute})
-	sub := h.subscribe("q", rc.URL, "")
-	h.postBodies("q", `"hang"`)
-	eventually(t, "the hanging request", func() bool { return len(rc.all()) == 1 }, rc.describe)
-	var ids []string
-	for i := range 6 {
-		ids = append(ids, h.postBodies("q", strconv.Itoa(i))...)
-	}
-	eventually(t, "the later messages", func() bool { return rc.hasAll(ids) }, func() string {
-		return rc.describe() + " " + h.status("q", sub.ID).String()
-	})
-	if p := rc.peakInflight(); p > 2 {
-		t.Errorf("%d concurrent requests to one subscriber, limit 2", p)
-	}
+	checkHangHoldsOnlyItsSlot(t, 2, 6)
 }

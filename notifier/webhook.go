@@ -53,44 +53,22 @@ func Verify(secret string, timestamp int64, body []byte, signature string) bool 
 	return hmac.Equal([]byte(Signature(secret, timestamp, body)), []byte(signature))
 }
 
-// subscriberOptions are the options a webhook delivery reads.
-type subscriberOptions struct {
-	PostData    *string           `json:"post_data"`
-	PostHeaders map[string]string `json:"post_headers"`
-}
-
 // webhook POSTs payload to the subscription's URL (contract §3.10.3):
 // Content-Type application/json, then options.post_headers, the body
 // being options.post_data with "$zaqar_message$" (quotes included)
 // replaced by the payload when post_data is a string.
 func (n *Notifier) webhook(ctx context.Context, sub *projection.Subscription, deliveryID string, payload []byte) (result, error) {
-	var opts subscriberOptions
+	// Options are a JSON object, but of any content: read the two keys
+	// apart so that one of another type leaves the other usable.
 	var raw map[string]json.RawMessage
-	if json.Unmarshal(sub.Options, &raw) == nil {
-		if v, ok := raw["post_data"]; ok {
-			var s string
-			if json.Unmarshal(v, &s) == nil {
-				opts.PostData = &s
-			}
-		}
-		if v, ok := raw["post_headers"]; ok {
-			var h map[string]any
-			if json.Unmarshal(v, &h) == nil {
-				opts.PostHeaders = map[string]string{}
-				for k, v := range h {
-					if s, ok := v.(string); ok {
-						opts.PostHeaders[k] = s
-					} else {
-						opts.PostHeaders[k] = fmt.Sprint(v)
-					}
-				}
-			}
-		}
-	}
+	json.Unmarshal(sub.Options, &raw)
 	body := payload
-	if opts.PostData != nil {
-		body = []byte(strings.ReplaceAll(*opts.PostData, `"$zaqar_message$"`, string(payload)))
+	var postData string
+	if json.Unmarshal(raw["post_data"], &postData) == nil {
+		body = []byte(strings.ReplaceAll(postData, `"$zaqar_message$"`, string(payload)))
 	}
+	var postHeaders map[string]any
+	json.Unmarshal(raw["post_headers"], &postHeaders)
 	url := strings.TrimPrefix(sub.Subscriber, "trust+")
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
@@ -100,8 +78,12 @@ func (n *Notifier) webhook(ctx context.Context, sub *projection.Subscription, de
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", n.userAgent)
-	for k, v := range opts.PostHeaders {
-		req.Header.Set(k, v)
+	for k, v := range postHeaders {
+		if s, ok := v.(string); ok {
+			req.Header.Set(k, s)
+		} else {
+			req.Header.Set(k, fmt.Sprint(v))
+		}
 	}
 	ts := n.cfg.Clock.Now().Unix()
 	req.Header.Set(HeaderSubscription, sub.ID)

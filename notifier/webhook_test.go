@@ -568,16 +568,7 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 // "active" again.
 func TestExhaustedPolicySuspendsUntilProbeSucceeds(t *testing.T) {
 	h := newHarness(t, api.Config{})
-	var mu sync.Mutex
-	up := false
-	rc := newReceiver(t, func(r *http.Request, n int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if up {
-			return http.StatusNoContent
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, up := newDownReceiver(t)
 	h.start(Config{Concurrency: 1, ProbeInterval: 200 * time.Millisecond})
 	sub := h.subscribe("q", rc.URL, "")
 	ids := h.postBodies("q", `1`, `2`, `3`)
@@ -594,9 +585,7 @@ func TestExhaustedPolicySuspendsUntilProbeSucceeds(t *testing.T) {
 		t.Errorf(`GET says delivery.state %v`, got)
 	}
 
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	up()
 	waitDelivered(t, h, rc, "q", sub.ID, ids, 3)
 	eventually(t, "active again", func() bool { return h.status("q", sub.ID).State == "active" }, nil)
 	if st := h.status("q", sub.ID); st.ConsecutiveFailures != 0 || st.Dropped != 0 {
@@ -619,23 +608,12 @@ func subscriptionField(h *harness, queue, id string, path ...string) any {
 // probe.
 func TestSuspendedSubscriptionResumesOnUpdate(t *testing.T) {
 	h := newHarness(t, api.Config{})
-	var mu sync.Mutex
-	up := false
-	rc := newReceiver(t, func(r *http.Request, n int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if up {
-			return http.StatusNoContent
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, up := newDownReceiver(t)
 	h.start(Config{Concurrency: 1, ProbeInterval: time.Hour})
 	sub := h.subscribe("q", rc.URL, "")
 	ids := h.postBodies("q", `1`, `2`)
 	eventually(t, "suspension", func() bool { return h.status("q", sub.ID).State == "suspended" }, nil)
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	up()
 	// New messages while suspended are kept, not sent.
 	ids = append(ids, h.postBodies("q", `3`)...)
 	time.Sleep(100 * time.Millisecond)
@@ -654,23 +632,12 @@ func TestSuspendedSubscriptionResumesOnUpdate(t *testing.T) {
 // time, and delivery resumes.
 func TestProbeIsNotPostponedByNewMessages(t *testing.T) {
 	h := newHarness(t, api.Config{})
-	var mu sync.Mutex
-	up := false
-	rc := newReceiver(t, func(r *http.Request, n int) int {
-		mu.Lock()
-		defer mu.Unlock()
-		if up {
-			return http.StatusNoContent
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, up := newDownReceiver(t)
 	h.start(Config{Concurrency: 1, ProbeInterval: 300 * time.Millisecond})
 	sub := h.subscribe("q", rc.URL, "")
 	ids := h.postBodies("q", `0`)
 	eventually(t, "suspension", func() bool { return h.status("q", sub.ID).State == "suspended" }, nil)
-	mu.Lock()
-	up = true
-	mu.Unlock()
+	up()
 	deadline := time.Now().Add(waitLimit)
 	for i := 1; h.status("q", sub.ID).State == "suspended"; i++ {
 		if time.Now().After(deadline) {
@@ -801,33 +768,7 @@ func TestDeliveryResumesAfterNotifierRestart(t *testing.T) {
 // message and posts more, one post each: they are delivered meanwhile, as
 // free slots (Config.Concurrency) allow.
 func TestSlowDeliveryDoesNotHoldUpLaterMessages(t *testing.T) {
-	h := newHarness(t, api.Config{})
-	release := make(chan struct{})
-	defer close(release)
-	var rc *receiver
-	rc = newReceiver(t, func(r *http.Request, n int) int {
-		rc.mu.Lock()
-		body := string(rc.hits[n].Body)
-		rc.mu.Unlock()
-		if strings.Contains(body, `"hang"`) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		return http.StatusNoContent
-	})
-	h.start(Config{Concurrency: 4, Timeout: time.Minute})
-	sub := h.subscribe("q", rc.URL, "")
-	h.postBodies("q", `"hang"`)
-	eventually(t, "the hanging request", func() bool { return len(rc.all()) == 1 }, rc.describe)
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, h.postBodies("q", strconv.Itoa(i))...)
-	}
-	eventually(t, "the later messages", func() bool { return rc.hasAll(ids) }, func() string {
-		return rc.describe() + " " + h.status("q", sub.ID).String()
-	})
+	checkHangHoldsOnlyItsSlot(t, 4, 3)
 }
 
 // TestUpdatedSubscriberGetsPendingRetries changes the subscriber URL of a

@@ -127,18 +127,16 @@ const maxWindow = 1024
 func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool {
 	n := w.pt.n
 	policy := w.policy(sub)
-	results := make(chan int64, n.cfg.Concurrency) // seq of a finished delivery
-	var window []*inflight                         // in log order
-	bySeq := map[int64]*inflight{}
-	var seq int64 // of the next launch
+	results := make(chan *inflight, n.cfg.Concurrency)
+	var window []*inflight // in log order
+	running := 0           // deliveries of the window not done
 	off, idx := w.off, w.idx
 	exhausted, worked := false, false
 	tick := time.NewTicker(n.cfg.ReportInterval)
 	defer tick.Stop()
 	for {
-		// Free slots: in flight are those not done (bySeq), not the whole
-		// window.
-		free := min(n.cfg.Concurrency-len(bySeq), max(maxWindow, n.cfg.Concurrency)-len(window))
+		// Free slots: in flight are those not done, not the whole window.
+		free := min(n.cfg.Concurrency-running, max(maxWindow, n.cfg.Concurrency)-len(window))
 		if !exhausted && ctx.Err() == nil && free > 0 {
 			ds, err := n.store.PendingDeliveries(w.pt.p, w.t, off, idx, free)
 			if err != nil {
@@ -147,12 +145,11 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool
 			for _, d := range ds {
 				f := &inflight{d: d}
 				window = append(window, f)
-				bySeq[seq] = f
-				go func(seq int64) {
+				running++
+				go func() {
 					f.res = w.attempts(ctx, sub, &f.d, policy)
-					results <- seq
-				}(seq)
-				seq++
+					results <- f
+				}()
 				off, idx = d.Offset, d.Index
 				worked = true
 			}
@@ -161,9 +158,8 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool
 			break
 		}
 		select {
-		case s := <-results:
-			f := bySeq[s]
-			delete(bySeq, s)
+		case f := <-results:
+			running--
 			f.done, f.d.Body = true, nil // only its position is needed now
 			if f.res == retry && ctx.Err() == nil {
 				exhausted = true
@@ -189,7 +185,7 @@ func (w *worker) deliver(ctx context.Context, sub *projection.Subscription) bool
 			w.dirty = true
 			w.mu.Unlock()
 		}
-		if (exhausted || ctx.Err() != nil) && len(bySeq) == 0 {
+		if (exhausted || ctx.Err() != nil) && running == 0 {
 			break // everything launched came back; nothing more goes out
 		}
 		if time.Since(w.reported) >= n.cfg.ReportInterval {
@@ -264,13 +260,14 @@ func (w *worker) attempt(ctx context.Context, sub *projection.Subscription, d *p
 
 // send renders a delivery and sends it by the subscriber's scheme.
 func (n *Notifier) send(ctx context.Context, p int32, t target, sub *projection.Subscription, d *projection.Delivery) (result, error) {
-	payload, err := n.payload(t, d)
+	doc := n.payload(t, d)
+	payload, err := json.Marshal(doc)
 	if err != nil {
 		return refused, err
 	}
 	id := projection.PositionID(p, d.Offset, int(d.Index))
 	if strings.HasPrefix(strings.ToLower(sub.Subscriber), "mailto:") {
-		return n.mail(ctx, sub, id, d, payload)
+		return n.mail(ctx, sub, id, d, doc, payload)
 	}
 	return n.webhook(ctx, sub, id, payload)
 }
@@ -399,5 +396,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
-
-func jsonUnmarshal(b []byte, v any) { _ = json.Unmarshal(b, v) }

@@ -185,6 +185,27 @@ func postNumbered(t *testing.T, c *client, queue, tag string, n int, into map[st
 }
 
 // checkPayload checks an accepted request against the message posted.
+// checkDeliveries checks every accepted delivery against what was posted
+// (and, when node is set, that node sent it) and returns how many were
+// repeats.
+func checkDeliveries(t *testing.T, acc map[string][]hookReq, msgs map[string]posted, secrets map[string]string, node string) (dups int) {
+	t.Helper()
+	for id, rs := range acc {
+		want, ok := msgs[id]
+		if !ok {
+			t.Fatalf("delivery of unknown id %s", id)
+		}
+		for _, r := range rs {
+			checkPayload(t, r, want, secrets)
+			if node != "" && r.Node != node {
+				t.Fatalf("delivery %s: User-Agent %q", id, r.Header.Get("User-Agent"))
+			}
+		}
+		dups += len(rs) - 1
+	}
+	return dups
+}
+
 func checkPayload(t *testing.T, r hookReq, want posted, secrets map[string]string) {
 	t.Helper()
 	var pl map[string]any
@@ -299,20 +320,7 @@ func TestNotifierCrashResumesDeliveries(t *testing.T) {
 	acc := recv.waitDelivered(t, ids, 30*time.Second, "after restart")
 	t.Logf("all %d messages delivered %v after the restart began", total, time.Since(restarted).Round(time.Millisecond))
 
-	dups := 0
-	for id, rs := range acc {
-		want, ok := msgs[id]
-		if !ok {
-			t.Fatalf("delivery of unknown id %s", id)
-		}
-		for _, r := range rs {
-			checkPayload(t, r, want, secrets)
-			if r.Node != "crashy" {
-				t.Fatalf("delivery %s: User-Agent %q", id, r.Header.Get("User-Agent"))
-			}
-		}
-		dups += len(rs) - 1
-	}
+	dups := checkDeliveries(t, acc, msgs, secrets, "crashy")
 	for _, id := range ids[:reported] {
 		if n := len(acc[id]); n != 1 {
 			t.Fatalf("message %s, reported done before the kill, was delivered %d times", id, n)
@@ -648,17 +656,7 @@ func TestNotifierTwoNodesKafka(t *testing.T) {
 		all = append(all, id)
 	}
 	acc = recv.waitDelivered(t, all, time.Second, "in all")
-	dups := 0
-	for id, rs := range acc {
-		want, ok := msgs[id]
-		if !ok {
-			t.Fatalf("delivery of unknown id %s", id)
-		}
-		for _, r := range rs {
-			checkPayload(t, r, want, secrets)
-		}
-		dups += len(rs) - 1
-	}
+	dups := checkDeliveries(t, acc, msgs, secrets, "")
 	t.Logf("in all %d messages posted, %d delivered, %d duplicate deliveries, %d requests; %v", len(msgs), len(acc), dups, len(reqs), time.Since(began).Round(time.Millisecond))
 
 	// The delivery status, which both nodes reported to, counts each

@@ -3,7 +3,6 @@ package rest
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/heraldmq/herald/api"
@@ -38,9 +37,6 @@ func (h *Handler) getHistory(w http.ResponseWriter, r *request) error {
 			next[k] = v
 		}
 		next.Set("marker", page.Next)
-		if hq.Limit == 0 {
-			next.Set("limit", strconv.Itoa(20))
-		}
 		links = append(links, map[string]string{"rel": "next", "href": r.base + "/history?" + next.Encode()})
 	}
 	for _, ev := range page.Events {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heraldmq/herald/cmd/herald/server"
 	hlog "github.com/heraldmq/herald/log"
 )
 
@@ -24,18 +25,15 @@ func events(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("herald events", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		data       = fs.String("data", "./data", "data directory of a stopped node whose embedded log (DIR/log) to read")
-		brokers    = fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; read the Kafka log instead")
-		topic      = fs.String("topic", "herald-events", "Kafka topic of the event log")
-		partitions = fs.Int("partitions", 16, "log partitions")
-		project    = fs.String("project", "", "only events of this project")
-		queue      = fs.String("queue", "", "only events of this queue (with --project: reads only its partition)")
-		types      = fs.String("type", "", "only events of these comma-separated types")
-		since      = fs.String("since", "", "only events at or after this time (RFC 3339)")
-		until      = fs.String("until", "", "only events before this time (RFC 3339)")
-		partition  = fs.Int("partition", -1, "only this partition")
-		from       = fs.Int64("from", 0, "first offset to read in each partition")
-		to         = fs.Int64("to", -1, "read up to this offset (exclusive) in each partition; default: the end when the export starts")
+		lf        = addLogFlags(fs, "data directory of a stopped node whose embedded log (DIR/log) to read")
+		project   = fs.String("project", "", "only events of this project")
+		queue     = fs.String("queue", "", "only events of this queue (with --project: reads only its partition)")
+		types     = fs.String("type", "", "only events of these comma-separated types")
+		since     = fs.String("since", "", "only events at or after this time (RFC 3339)")
+		until     = fs.String("until", "", "only events before this time (RFC 3339)")
+		partition = fs.Int("partition", -1, "only this partition")
+		from      = fs.Int64("from", 0, "first offset to read in each partition")
+		to        = fs.Int64("to", -1, "read up to this offset (exclusive) in each partition; default: the end when the export starts")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: herald events [flags]\n\nWrites the events of the log as JSON Lines, one event per line, partition\nby partition in log order. The embedded log can only be read while its node\nis stopped.\n\nFlags:\n")
@@ -68,18 +66,14 @@ func events(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var l hlog.Log
-	var err error
-	if *brokers != "" {
-		l, err = hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: strings.Split(*brokers, ","), Topic: *topic, Partitions: int32(*partitions)})
-	} else {
-		dir := filepath.Join(*data, "log")
-		if _, statErr := os.Stat(dir); statErr != nil {
+	brokers := lf.brokerList()
+	if dir := filepath.Join(*lf.data, "log"); len(brokers) == 0 {
+		if _, err := os.Stat(dir); err != nil {
 			fmt.Fprintf(stderr, "herald events: no embedded log at %s\n", dir)
 			return 1
 		}
-		l, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: dir, Partitions: int32(*partitions), Logger: logger})
 	}
+	l, err := server.OpenLog(ctx, *lf.data, brokers, *lf.topic, int32(*lf.partitions), logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "herald events:", err)
 		return 1

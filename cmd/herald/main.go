@@ -80,12 +80,9 @@ func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		data       = fs.String("data", "./data", "directory of the embedded log (DIR/log) and the projection (DIR/projection)")
+		lf         = addLogFlags(fs, "directory of the embedded log (DIR/log) and the projection (DIR/projection)")
 		listen     = fs.String("listen", "127.0.0.1:8888", "REST API listen address (host:port); it also serves the WebSocket API at /ws")
 		wsListen   = fs.String("ws-listen", "127.0.0.1:9000", "WebSocket API listen address (host:port); empty serves WebSocket only at the REST address's /ws")
-		brokers    = fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty runs the embedded log")
-		topic      = fs.String("topic", "herald-events", "Kafka topic of the event log (created on start)")
-		partitions = fs.Int("partitions", 16, "partitions of the event log (fixed once the log exists)")
 		otlp       = fs.String("otlp-endpoint", "", "OTLP/HTTP trace collector host:port; empty disables trace export")
 		debugAddr  = fs.String("debug-listen", "", "serve Go pprof profiles on this host:port (keep it on loopback); empty disables")
 		logLevel   = fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -167,7 +164,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg.ApplyTimeout = *applyWait
 	sc := server.Config{
-		DataDir: *data, Listen: *listen, WSListen: *wsListen, Topic: *topic, Partitions: int32(*partitions),
+		DataDir: *lf.data, Listen: *listen, WSListen: *wsListen, Topic: *lf.topic, Partitions: int32(*lf.partitions),
 		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, AdminMode: *adminMode, Logger: logger,
 		CORS: rest.CORS{AllowedOrigins: commaList(*origins)}, Notifier: nc, NoNotifier: !*notify,
 	}
@@ -177,9 +174,7 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herald: --smtp-tls must be starttls, tls or none, not %q\n", nc.Mail.TLS)
 		return 2
 	}
-	if *brokers != "" {
-		sc.Brokers = strings.Split(*brokers, ",")
-	}
+	sc.Brokers = lf.brokerList()
 	switch *authMode {
 	case "noauth", "":
 	case "keystone":
@@ -217,6 +212,23 @@ func serve(args []string, stderr io.Writer) int {
 	logger.Info("stopped")
 	return code
 }
+
+// logFlags name a node's log.
+type logFlags struct {
+	data, brokers, topic *string
+	partitions           *int
+}
+
+func addLogFlags(fs *flag.FlagSet, dataUsage string) logFlags {
+	return logFlags{
+		data:       fs.String("data", "./data", dataUsage),
+		brokers:    fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; empty: the embedded log"),
+		topic:      fs.String("topic", "herald-events", "Kafka topic of the event log (created on start)"),
+		partitions: fs.Int("partitions", 16, "partitions of the event log (fixed once the log exists)"),
+	}
+}
+
+func (f logFlags) brokerList() []string { return commaList(*f.brokers) }
 
 // commaList splits a comma-separated flag value, dropping blanks.
 func commaList(s string) []string {

@@ -125,12 +125,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	var l hlog.Log
-	if len(cfg.Brokers) > 0 {
-		l, err = hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: cfg.Brokers, Topic: cfg.Topic, Partitions: cfg.Partitions})
-	} else {
-		l, err = hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(cfg.DataDir, "log"), Partitions: cfg.Partitions, Logger: cfg.Logger})
-	}
+	l, err := OpenLog(ctx, cfg.DataDir, cfg.Brokers, cfg.Topic, cfg.Partitions, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +187,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.logger.Info("REST API listening", "addr", s.listener.Addr().String(), "log", s.logKind(), "version", Version)
 	return s, nil
+}
+
+// OpenLog opens a node's log: the Kafka log on topic when brokers are
+// given, else the embedded log under dataDir/log.
+func OpenLog(ctx context.Context, dataDir string, brokers []string, topic string, partitions int32, logger *slog.Logger) (hlog.Log, error) {
+	if len(brokers) > 0 {
+		return hlog.OpenKafka(ctx, hlog.KafkaOptions{Brokers: brokers, Topic: topic, Partitions: partitions})
+	}
+	return hlog.OpenPebble(hlog.PebbleOptions{Dir: filepath.Join(dataDir, "log"), Partitions: partitions, Logger: logger})
 }
 
 func (s *Server) logKind() string {
