@@ -57,6 +57,14 @@ func Unavailable(what string, cause error) *Error {
 		Description: what + " Please try again in a few seconds."}
 }
 
+// ReadOnly is the 403 of a node serving a rebuilt projection
+// (`herald serve --read-only`): it answers reads only, and has no log to
+// read history from.
+func ReadOnly(what string) *Error {
+	return &Error{Status: 403, Title: "Read-only node",
+		Description: what + " This node serves a rebuilt projection read-only."}
+}
+
 // Body-level errors shared by the transports.
 var (
 	ErrBodyUnparseable = BadBody("Request body could not be parsed.")

@@ -85,6 +85,9 @@ func (s *Service) History(ctx context.Context, c Caller, queue string, q History
 	defer rd.close()
 	for _, e := range entries {
 		rec, err := rd.at(ctx, e.Offset)
+		if errors.Is(err, hlog.ErrReadOnly) {
+			return nil, ReadOnly("History is read from the log; use `herald events` on the log instead.")
+		}
 		if err != nil {
 			return nil, Unavailable("History could not be read.", err)
 		}

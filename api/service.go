@@ -243,6 +243,9 @@ func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, 
 	start := time.Now()
 	if err := r.Log.Append(ctx, rec); err != nil {
 		span.RecordError(err)
+		if errors.Is(err, hlog.ErrReadOnly) {
+			return 0, 0, nil, ReadOnly("Nothing can be changed here.")
+		}
 		return 0, 0, nil, Unavailable(fmt.Sprintf("%s could not be written.", ev.Type), err)
 	}
 	s.appendDur.Record(ctx, time.Since(start).Seconds())

@@ -29,6 +29,7 @@ import (
 //	'n' | partition u32 | str(project) | str(queue) | str(subscription id) | offset u64 | index u32
 //	                                                 pending Delivery (deliveries.go)
 //	'h' | str(project) | str(queue) | offset u64     time u64 | type of the queue's event there (history.go)
+//	'R'                                              ReplayInfo (JSON) of a projection built by Rebuild
 //
 // str(s) escapes 0x00 as 0x00 0xFF and ends with 0x00 0x01, which keeps byte
 // order equal to string order and makes every 'm' queue prefix end before
@@ -50,6 +51,7 @@ const (
 	tagIdem     = 'k'
 	tagDelivery = 'n'
 	tagHistory  = 'h'
+	tagReplay   = 'R'
 
 	subSeq   = 's'
 	subBody  = 'b'

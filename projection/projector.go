@@ -32,6 +32,8 @@ type Projector struct {
 	tracer trace.Tracer
 	batch  int
 	feed   *Feed
+	// readOnly: see ProjectorOptions.ReadOnly.
+	readOnly bool
 
 	parts  []*watermark
 	cancel context.CancelFunc
@@ -70,6 +72,9 @@ type ProjectorOptions struct {
 	Batch int
 	// Feed, if set, receives every applied event.
 	Feed *Feed
+	// ReadOnly projectors apply nothing: they only report the store's
+	// applied offsets (a read-only node serving a rebuilt projection).
+	ReadOnly bool
 }
 
 // NewProjector returns a projector of log l into s. Start runs it.
@@ -81,7 +86,7 @@ func NewProjector(s *Store, l hlog.Log, opts ProjectorOptions) *Projector {
 		opts.Batch = 512
 	}
 	p := &Projector{
-		store: s, log: l, logger: opts.Logger, batch: opts.Batch, feed: opts.Feed,
+		store: s, log: l, logger: opts.Logger, batch: opts.Batch, feed: opts.Feed, readOnly: opts.ReadOnly,
 		tracer: otel.Tracer("github.com/heraldmq/herald/projection"),
 		parts:  make([]*watermark, l.Partitions()),
 	}
@@ -103,6 +108,9 @@ func (p *Projector) Start() error {
 			return fmt.Errorf("projector: applied offset of partition %d: %w", part, err)
 		}
 		p.parts[i].applied.Store(off)
+	}
+	if p.readOnly {
+		return nil
 	}
 	for i := range p.parts {
 		p.wg.Add(1)
@@ -270,7 +278,7 @@ func (p *Projector) applyRecord(ctx context.Context, b *pebble.Batch, a *applier
 		}
 	}
 	link := trace.LinkFromContext(propagator.Extract(context.Background(), carrier))
-	_, span := p.tracer.Start(ctx, "projection.apply", trace.WithLinks(link),
+	ctx, span := p.tracer.Start(ctx, "projection.apply", trace.WithLinks(link),
 		trace.WithAttributes(
 			attribute.Int("herald.partition", int(rec.Partition)),
 			attribute.Int64("herald.offset", rec.Offset),
@@ -278,10 +286,17 @@ func (p *Projector) applyRecord(ctx context.Context, b *pebble.Batch, a *applier
 	defer span.End()
 
 	ev, err := hlog.DecodeEvent(rec.Value)
+	return p.applyDecoded(ctx, b, a, rec, ev, err)
+}
+
+// applyDecoded is applyRecord of a record already decoded into ev (or
+// that failed to decode with err).
+func (p *Projector) applyDecoded(ctx context.Context, b *pebble.Batch, a *applier, rec *hlog.Record, ev *hlog.Event, err error) (*hlog.Event, error) {
 	if err != nil {
 		p.logger.Warn("skipping undecodable event", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 		return nil, putRecord(b, outcomeKey(rec.Partition, rec.Offset), &Outcome{Status: 400, Title: "Invalid request body", Description: err.Error()})
 	}
+	span := trace.SpanFromContext(ctx)
 	out, err := a.apply(b, rec.Offset, ev)
 	if err != nil {
 		span.RecordError(err)

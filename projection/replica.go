@@ -55,3 +55,36 @@ func (r *Replica) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// OpenReadOnly opens the projection a Rebuild wrote in dir for a
+// read-only node: a replica over a frozen log (see hlog.Frozen) that
+// appends and applies nothing.
+func OpenReadOnly(dir string, logger *slog.Logger) (_ *Replica, _ *ReplayInfo, err error) {
+	r := &Replica{}
+	defer func() {
+		if err != nil {
+			r.Close(context.Background())
+		}
+	}()
+	if !HasProjection(dir) {
+		return nil, nil, fmt.Errorf("%s holds no projection", dir)
+	}
+	if r.Store, err = OpenStoreReadOnly(dir, logger); err != nil {
+		return nil, nil, err
+	}
+	info, err := r.Store.ReplayInfo()
+	if err != nil {
+		return nil, nil, err
+	}
+	if info == nil {
+		return nil, nil, fmt.Errorf("%s was not written by `herald replay`", dir)
+	}
+	if r.Log, err = hlog.Frozen(info.Partitions, info.Applied); err != nil {
+		return nil, nil, err
+	}
+	r.Projector = NewProjector(r.Store, r.Log, ProjectorOptions{Logger: logger, ReadOnly: true})
+	if err := r.Projector.Start(); err != nil {
+		return nil, nil, err
+	}
+	return r, info, nil
+}

@@ -9,9 +9,7 @@
 package projection
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,12 +22,23 @@ import (
 
 // Store is the projection database. Reads are safe from any goroutine.
 type Store struct {
-	db *pebble.DB
+	db       *pebble.DB
+	readOnly bool
 }
 
 // Open opens (or creates) the projection in dir. logger receives
 // Pebble's messages (slog.Default when nil).
 func Open(dir string, logger *slog.Logger) (*Store, error) {
+	return open(dir, logger, false)
+}
+
+// OpenStoreReadOnly opens the projection in dir for reading only: nothing in
+// dir is changed.
+func OpenStoreReadOnly(dir string, logger *slog.Logger) (*Store, error) {
+	return open(dir, logger, true)
+}
+
+func open(dir string, logger *slog.Logger, readOnly bool) (*Store, error) {
 	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref()
 	opts := &pebble.Options{
@@ -43,6 +52,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		// Fewer, larger flushes: consumed messages are often deleted while
 		// still in the memtable and never reach disk at all.
 		MemTableSize: 64 << 20,
+		ReadOnly:     readOnly,
 	}
 	for i := range opts.Levels {
 		// Most reads are point lookups of keys that may not exist.
@@ -52,12 +62,15 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open projection %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, readOnly: readOnly}, nil
 }
 
 // Close flushes what was applied, so a restart need not apply it again,
 // and closes the database.
 func (s *Store) Close() error {
+	if s.readOnly {
+		return s.db.Close()
+	}
 	return errors.Join(s.db.Flush(), s.db.Close())
 }
 
@@ -77,29 +90,22 @@ func (s *Store) Applied(p int32) (int64, error) {
 
 // Digest is a SHA-256 over every key and value of the projection, in key
 // order, except the outbox of follow-up events not yet appended (which is
-// transient). Two projections built from the same log have the same digest.
+// transient) and the ReplayInfo of a rebuild. Two projections built from
+// the same log up to the same offsets have the same digest.
 func (s *Store) Digest() (string, error) {
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return "", err
 	}
 	defer it.Close()
-	h := sha256.New()
-	var n [8]byte
+	d := newKeyDigest()
 	for ok := it.First(); ok; ok = it.Next() {
-		if it.Key()[0] == tagOutbox {
-			continue
+		if digested(it.Key()) {
+			d.add(it.Key(), it.Value())
 		}
-		binary.BigEndian.PutUint64(n[:], uint64(len(it.Key())))
-		h.Write(n[:])
-		h.Write(it.Key())
-		v := it.Value()
-		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
-		h.Write(n[:])
-		h.Write(v)
 	}
 	if err := it.Error(); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return d.sum(), nil
 }

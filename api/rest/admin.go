@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/projection"
 )
 
 // Admin routes (contract §2.6, §2.7): health, pools and flavors, served
@@ -25,6 +26,33 @@ func (h *Handler) adminRoutes() {
 	h.handle("PUT", "/v2/flavors/:flavor_name", h.admin(h.putFlavor))
 	h.handle("PATCH", "/v2/flavors/:flavor_name", h.admin(h.patchFlavor))
 	h.handle("DELETE", "/v2/flavors/:flavor_name", h.admin(h.deleteFlavor))
+	if h.snaps != nil {
+		h.handle("GET", "/v2/snapshots", h.admin(h.listSnapshots))
+		h.handle("POST", "/v2/snapshots", h.admin(h.takeSnapshot))
+	}
+}
+
+// Snapshots of the node's projection (a Herald extension): POST takes one
+// now, GET lists them, newest first.
+func (h *Handler) takeSnapshot(w http.ResponseWriter, r *request) error {
+	info, err := h.snaps.Snapshot()
+	if err != nil {
+		return api.Unavailable("The snapshot could not be taken.", err)
+	}
+	writeJSON(w, 201, info)
+	return nil
+}
+
+func (h *Handler) listSnapshots(w http.ResponseWriter, r *request) error {
+	snaps, err := h.snaps.Snapshots()
+	if err != nil {
+		return api.Unavailable("Snapshots could not be listed.", err)
+	}
+	if snaps == nil {
+		snaps = []projection.SnapshotInfo{}
+	}
+	writeJSON(w, 200, map[string]any{"snapshots": snaps})
+	return nil
 }
 
 // admin wraps a handler with the role:admin policy.

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldmq/herald/api"
+	"github.com/heraldmq/herald/projection"
 )
 
 // Options configures the REST handler.
@@ -39,6 +40,15 @@ type Options struct {
 	// Keystone, when set, requires Keystone tokens (auth_strategy
 	// keystone); nil trusts the client's headers (noauth).
 	Keystone *Keystone
+	// Snapshots, when set (a node that takes snapshots), serves
+	// GET and POST /v2/snapshots in admin mode.
+	Snapshots Snapshotter
+}
+
+// Snapshotter takes and lists snapshots of a node's projection.
+type Snapshotter interface {
+	Snapshot() (*projection.SnapshotInfo, error)
+	Snapshots() ([]projection.SnapshotInfo, error)
 }
 
 // Handler is the REST API as an http.Handler.
@@ -50,6 +60,7 @@ type Handler struct {
 	tracer  trace.Tracer
 	latency metric.Float64Histogram
 	home    []byte // the JSON-Home document
+	snaps   Snapshotter
 }
 
 // New returns the REST API over svc.
@@ -63,7 +74,7 @@ func New(svc *api.Service, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{svc: svc, logger: opts.Logger, latency: lat,
+	h := &Handler{svc: svc, logger: opts.Logger, latency: lat, snaps: opts.Snapshots,
 		tracer: otel.Tracer("github.com/heraldmq/herald/api/rest")}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false

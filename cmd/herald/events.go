@@ -7,15 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/heraldmq/herald/cmd/herald/server"
 	hlog "github.com/heraldmq/herald/log"
 )
 
@@ -63,17 +57,9 @@ func events(args []string, stdout, stderr io.Writer) int {
 		}
 		*v.dst = t.UnixNano()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := commandContext()
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	brokers := lf.brokerList()
-	if dir := filepath.Join(*lf.data, "log"); len(brokers) == 0 {
-		if _, err := os.Stat(dir); err != nil {
-			fmt.Fprintf(stderr, "herald events: no embedded log at %s\n", dir)
-			return 1
-		}
-	}
-	l, err := server.OpenLog(ctx, *lf.data, brokers, *lf.topic, int32(*lf.partitions), logger)
+	l, err := openOfflineLog(ctx, lf, quietLogger(stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "herald events:", err)
 		return 1

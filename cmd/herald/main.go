@@ -54,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench.Run(ctx, args, stdout, stderr)
 	case "events":
 		return events(args, stdout, stderr)
+	case "replay":
+		return replay(args, stdout, stderr)
+	case "verify":
+		return verify(args, stdout, stderr)
+	case "snapshot":
+		return snapshot(args, stdout, stderr)
 	case "help":
 		usage(stderr)
 		return 0
@@ -72,6 +78,9 @@ Usage:
   herald version           print the version
   herald bench [flags]     load-test a Zaqar v2 or NATS JetStream endpoint
   herald events [flags]    export the log's events as JSON Lines
+  herald replay [flags]    rebuild the projection from the log, as of any point
+  herald verify [flags]    check the log and prove the projection matches it
+  herald snapshot [flags]  take (or list) snapshots of the projection
   herald help              this text
 `)
 }
@@ -97,6 +106,11 @@ func serve(args []string, stderr io.Writer) int {
 		ksProject  = fs.String("keystone-project", "service", "project of the service user")
 		ksDomain   = fs.String("keystone-domain", "Default", "domain of the service user and project")
 		ksCache    = fs.Duration("keystone-cache", 5*time.Minute, "how long a validated token is trusted before Keystone is asked again")
+		readOnly   = fs.Bool("read-only", false, "serve the projection that 'herald replay' wrote in --projection, read-only (no log, no notifier; writes are refused)")
+		projDir    = fs.String("projection", "", "with --read-only: the replayed projection to serve")
+		snapEvery  = fs.Duration("snapshot-interval", time.Hour, "how often to snapshot the projection (0: only on demand); see --snapshot-keep")
+		snapKeep   = fs.Int("snapshot-keep", 2, "how many snapshots to keep")
+		snapDir    = fs.String("snapshot-dir", "", "where snapshots are kept (default DATA/snapshots)")
 		origins    = fs.String("cors-allowed-origins", "", "comma-separated origins (scheme://host[:port], or *) whose browsers may call the API; empty disables CORS")
 	)
 	var cfg api.Config
@@ -167,6 +181,12 @@ func serve(args []string, stderr io.Writer) int {
 		DataDir: *lf.data, Listen: *listen, WSListen: *wsListen, Topic: *lf.topic, Partitions: int32(*lf.partitions),
 		OTLPEndpoint: *otlp, DebugListen: *debugAddr, API: cfg, AdminMode: *adminMode, Logger: logger,
 		CORS: rest.CORS{AllowedOrigins: commaList(*origins)}, Notifier: nc, NoNotifier: !*notify,
+		ReadOnly: *readOnly, Projection: *projDir,
+		Snapshots: server.SnapshotConfig{Dir: *snapDir, Interval: *snapEvery, Keep: *snapKeep},
+	}
+	if *readOnly != (*projDir != "") {
+		fmt.Fprintln(stderr, "herald: --read-only and --projection go together")
+		return 2
 	}
 	switch nc.Mail.TLS {
 	case "starttls", "tls", "none":

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,26 @@ type Config struct {
 	Logger     *slog.Logger
 	// Now is the clock (time.Now when nil); tests inject their own.
 	Now func() time.Time
+
+	// ReadOnly serves the projection `herald replay` wrote in Projection,
+	// read-only: no log, projector, notifier or snapshots; writes are
+	// refused. The clock stands at the projection's last event (Now still
+	// overrides it), so messages live then are live now.
+	ReadOnly   bool
+	Projection string
+	// Snapshots configures the projection's snapshots.
+	Snapshots SnapshotConfig
+}
+
+// SnapshotConfig configures snapshots of the projection (see
+// projection.TakeSnapshot).
+type SnapshotConfig struct {
+	// Dir holds them (DataDir/snapshots when empty).
+	Dir string
+	// Interval between periodic snapshots; 0 takes them only on demand.
+	Interval time.Duration
+	// Keep is how many to keep (2 when 0).
+	Keep int
 }
 
 // Server is a running node.
@@ -95,6 +116,11 @@ type Server struct {
 	serveErr chan error
 	tracing  *sdktrace.TracerProvider
 	meters   *sdkmetric.MeterProvider
+
+	restored *projection.SnapshotInfo // the snapshot the projection started from
+	snapMu   sync.Mutex               // one snapshot at a time
+	stop     chan struct{}            // closed by Shutdown: stops the snapshot loop
+	loops    sync.WaitGroup
 }
 
 // Start opens the log and the projection, catches the projection up with
@@ -109,7 +135,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Topic == "" {
 		cfg.Topic = "herald-events"
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1)}
+	if cfg.Snapshots.Dir == "" {
+		cfg.Snapshots.Dir = filepath.Join(cfg.DataDir, "snapshots")
+	}
+	if cfg.Snapshots.Keep <= 0 {
+		cfg.Snapshots.Keep = 2
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, serveErr: make(chan error, 1), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.close(context.Background())
@@ -122,29 +154,25 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.setupMetrics(reg); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, err
-	}
-	l, err := OpenLog(ctx, cfg.DataDir, cfg.Brokers, cfg.Topic, cfg.Partitions, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
 	feed := projection.NewFeed()
-	if s.primary, err = projection.StartReplica(ctx, l, filepath.Join(cfg.DataDir, "projection"), cfg.Logger, feed); err != nil {
+	if cfg.ReadOnly {
+		if err := s.openReadOnly(); err != nil {
+			return nil, err
+		}
+	} else if err := s.openReplica(ctx, feed); err != nil {
 		return nil, err
 	}
-	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
 	if err := s.registerLag(); err != nil {
 		return nil, err
 	}
+	cfg = s.cfg
 
 	apiCfg := cfg.API
 	apiCfg.PoolDir, apiCfg.Partitions, apiCfg.Logger, apiCfg.Feed = filepath.Join(cfg.DataDir, "pools"), cfg.Partitions, cfg.Logger, feed
 	if s.svc, err = api.New(apiCfg, s.primary, cfg.Now); err != nil {
 		return nil, err
 	}
-	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), CORS: cfg.CORS, Keystone: cfg.Keystone})
+	h, err := rest.New(s.svc, rest.Options{Logger: cfg.Logger, AdminMode: cfg.AdminMode, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), CORS: cfg.CORS, Keystone: cfg.Keystone, Snapshots: s.snapshotter()})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		go func() { s.serveErr <- s.wsHTTP.Serve(s.wsLn) }()
 		s.logger.Info("WebSocket API listening", "addr", s.wsLn.Addr().String())
 	}
-	if !cfg.NoNotifier {
+	if !cfg.NoNotifier && !cfg.ReadOnly {
 		nc := cfg.Notifier
 		nc.Replica, nc.Feed, nc.Logger, nc.SignedURLKey = s.primary, feed, cfg.Logger, cfg.API.SignedURLKey
 		if s.notifier, err = notifier.Start(nc); err != nil {
@@ -185,8 +213,127 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Snapshots.Interval > 0 && !cfg.ReadOnly {
+		s.loops.Add(1)
+		go s.snapshotLoop()
+	}
 	s.logger.Info("REST API listening", "addr", s.listener.Addr().String(), "log", s.logKind(), "version", Version)
 	return s, nil
+}
+
+// openReplica opens the node's log and projection and catches the
+// projection up. A node without a projection starts from its newest
+// snapshot, if it has one, and replays only the log after it.
+func (s *Server) openReplica(ctx context.Context, feed *projection.Feed) error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return err
+	}
+	projDir := filepath.Join(cfg.DataDir, "projection")
+	if !projection.HasProjection(projDir) {
+		if err := s.restoreSnapshot(projDir); err != nil {
+			return err
+		}
+	}
+	l, err := OpenLog(ctx, cfg.DataDir, cfg.Brokers, cfg.Topic, cfg.Partitions, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if s.primary, err = projection.StartReplica(ctx, l, projDir, cfg.Logger, feed); err != nil {
+		return err
+	}
+	s.logger.Info("projection caught up with the log", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// restoreSnapshot puts the newest snapshot in place as projDir, if there
+// is one.
+func (s *Server) restoreSnapshot(projDir string) error {
+	snaps, err := projection.ListSnapshots(s.cfg.Snapshots.Dir)
+	if err != nil || len(snaps) == 0 {
+		return err
+	}
+	snap := snaps[0]
+	if snap.Partitions != s.cfg.Partitions {
+		return fmt.Errorf("snapshot %s projects a log of %d partitions, the node's has %d", snap.Name, snap.Partitions, s.cfg.Partitions)
+	}
+	os.RemoveAll(projDir) // an empty or half-created directory
+	if err := projection.RestoreSnapshot(s.cfg.Snapshots.Dir, snap, projDir); err != nil {
+		return fmt.Errorf("restore snapshot %s: %w", snap.Name, err)
+	}
+	s.restored = &snap
+	s.logger.Info("projection restored from snapshot; replaying the log after it", "snapshot", snap.Name, "applied", snap.Applied)
+	return nil
+}
+
+// openReadOnly opens the rebuilt projection in cfg.Projection.
+func (s *Server) openReadOnly() error {
+	r, info, err := projection.OpenReadOnly(s.cfg.Projection, s.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	s.primary = r
+	s.cfg.Partitions = info.Partitions
+	if s.cfg.Now == nil {
+		at := info.AsOf
+		if at == "" {
+			at = info.LastEventTime
+		}
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			s.cfg.Now = func() time.Time { return t }
+		}
+	}
+	s.logger.Info("serving a rebuilt projection read-only", "projection", s.cfg.Projection, "applied", info.Applied, "as_of", info.AsOf, "last_event", info.LastEventTime)
+	return nil
+}
+
+// Snapshot takes a snapshot of the projection now and prunes old ones.
+func (s *Server) Snapshot() (*projection.SnapshotInfo, error) {
+	if s.cfg.ReadOnly {
+		return nil, errors.New("a read-only node takes no snapshots")
+	}
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	info, err := projection.TakeSnapshot(s.primary.Store, s.cfg.Snapshots.Dir, s.primary.Log.Partitions())
+	if err != nil {
+		return nil, err
+	}
+	s.logger.Info("snapshot taken", "snapshot", info.Name, "applied", info.Applied)
+	return info, projection.PruneSnapshots(s.cfg.Snapshots.Dir, s.cfg.Snapshots.Keep)
+}
+
+// snapshotter is what the admin API takes snapshots through (none on a
+// read-only node).
+func (s *Server) snapshotter() rest.Snapshotter {
+	if s.cfg.ReadOnly {
+		return nil
+	}
+	return s
+}
+
+// Snapshots lists the node's snapshots, newest first.
+func (s *Server) Snapshots() ([]projection.SnapshotInfo, error) {
+	return projection.ListSnapshots(s.cfg.Snapshots.Dir)
+}
+
+// Restored is the snapshot the projection started from (nil: none).
+func (s *Server) Restored() *projection.SnapshotInfo { return s.restored }
+
+func (s *Server) snapshotLoop() {
+	defer s.loops.Done()
+	t := time.NewTicker(s.cfg.Snapshots.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if _, err := s.Snapshot(); err != nil {
+				s.logger.Error("snapshot failed", "err", err)
+			}
+		}
+	}
 }
 
 // OpenLog opens a node's log: the Kafka log on topic when brokers are
@@ -199,6 +346,9 @@ func OpenLog(ctx context.Context, dataDir string, brokers []string, topic string
 }
 
 func (s *Server) logKind() string {
+	if s.cfg.ReadOnly {
+		return "none (read-only)"
+	}
 	if len(s.cfg.Brokers) > 0 {
 		return "kafka"
 	}
@@ -239,6 +389,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) close(ctx context.Context) error {
 	var errs []error
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.loops.Wait()
 	if s.ws != nil {
 		// WebSocket connections are hijacked: http.Server.Shutdown does
 		// not wait for them, the transport closes them itself.
