@@ -62,6 +62,10 @@ func (ps *poolSet) replica(ctx context.Context, name string) (*projection.Replic
 	if rec == nil {
 		return nil, Unavailable(fmt.Sprintf("Pool %s is not registered.", name), nil)
 	}
+	if ps.cfg.ReadOnly {
+		// A rebuilt projection is of the node's own log only.
+		return nil, ReadOnly(fmt.Sprintf("Queues on pool %s are not part of this projection.", name))
+	}
 	// A pool pointed at another log has another projection: the key
 	// holds the URI. A replica it replaces stays open (requests may
 	// still use it) until the service closes.

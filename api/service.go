@@ -64,6 +64,9 @@ type Config struct {
 	// confirmed subscriptions get notifications, and with a SignedURLKey
 	// each new subscription is sent a confirmation request.
 	RequireConfirmation bool
+	// ReadOnly is set on a node serving a rebuilt projection: pools are
+	// never opened (their logs are not in the projection).
+	ReadOnly bool
 	// ApplyTimeout bounds how long a write waits for its own event to be
 	// applied before answering 503 (the event is not lost).
 	ApplyTimeout time.Duration

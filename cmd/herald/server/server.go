@@ -169,6 +169,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	apiCfg := cfg.API
 	apiCfg.PoolDir, apiCfg.Partitions, apiCfg.Logger, apiCfg.Feed = filepath.Join(cfg.DataDir, "pools"), cfg.Partitions, cfg.Logger, feed
+	apiCfg.ReadOnly = cfg.ReadOnly
 	if s.svc, err = api.New(apiCfg, s.primary, cfg.Now); err != nil {
 		return nil, err
 	}
@@ -312,8 +313,12 @@ func (s *Server) snapshotter() rest.Snapshotter {
 	return s
 }
 
-// Snapshots lists the node's snapshots, newest first.
+// Snapshots lists the node's snapshots, newest first. It waits for a
+// snapshot being taken: between its rename and the pruning the directory
+// holds one more than Keep.
 func (s *Server) Snapshots() ([]projection.SnapshotInfo, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
 	return projection.ListSnapshots(s.cfg.Snapshots.Dir)
 }
 
