@@ -107,6 +107,15 @@ func Rebuild(ctx context.Context, l hlog.Log, s *Store, opts RebuildOptions) (*R
 		total: total,
 		fn:    opts.Progress,
 	}
+	// s holds the events below from already, also those of a rebuild that
+	// was interrupted before it could record a ReplayInfo.
+	for p := range n {
+		if from[p] > 0 {
+			if err := r.sawApplied(ctx, l, p, from[p]-1); err != nil {
+				return nil, fmt.Errorf("partition %d: %w", p, err)
+			}
+		}
+	}
 	applied := make([]int64, n)
 	copy(applied, from)
 	var (
@@ -144,11 +153,16 @@ func Rebuild(ctx context.Context, l hlog.Log, s *Store, opts RebuildOptions) (*R
 	if opts.AsOf != 0 {
 		info.AsOf = time.Unix(0, opts.AsOf).UTC().Format(time.RFC3339Nano)
 	}
+	if prev, err := s.ReplayInfo(); err == nil && prev != nil {
+		// An earlier bounded rebuild may have applied later events. Times
+		// are compared parsed: RFC 3339 strings with fractions of a second
+		// do not sort as times.
+		if t, err := time.Parse(time.RFC3339Nano, prev.LastEventTime); err == nil {
+			r.sawTime(t.UnixNano())
+		}
+	}
 	if last := r.last.Load(); last != 0 {
 		info.LastEventTime = time.Unix(0, last).UTC().Format(time.RFC3339Nano)
-	}
-	if prev, err := s.ReplayInfo(); err == nil && prev != nil && prev.LastEventTime > info.LastEventTime {
-		info.LastEventTime = prev.LastEventTime // an interrupted rebuild applied later events
 	}
 	v, err := json.Marshal(info)
 	if err != nil {
@@ -193,7 +207,7 @@ type rebuild struct {
 	total int64
 	done  atomic.Int64
 	last  atomic.Int64 // latest event time applied
-	mu    sync.Mutex   // serializes fn
+	mu    sync.Mutex   // serializes progress: counting done and calling fn
 	fn    func(done, total int64)
 }
 
@@ -206,12 +220,33 @@ func (r *rebuild) sawTime(t int64) {
 	}
 }
 
+// sawApplied counts the time of the event at (p, off), which the store
+// holds already.
+func (r *rebuild) sawApplied(ctx context.Context, l hlog.Log, p int32, off int64) error {
+	cur, err := l.OpenCursor(p, off)
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	recs, err := cur.Next(ctx, 1)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 1 && recs[0].Offset == off {
+		if ev, err := hlog.DecodeEvent(recs[0].Value); err == nil {
+			r.sawTime(ev.Time)
+		}
+	}
+	return nil
+}
+
 func (r *rebuild) progress(n int) {
+	// Counted under the lock, so that calls see done increase.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	done := r.done.Add(int64(n))
 	if r.fn != nil {
-		r.mu.Lock()
 		r.fn(done, r.total)
-		r.mu.Unlock()
 	}
 }
 
@@ -230,6 +265,10 @@ func (r *rebuild) partition(ctx context.Context, p int32, from, until int64) (in
 	defer cur.Close()
 	pos := from
 	for pos < until {
+		// A cursor with records at hand does not look at ctx.
+		if err := ctx.Err(); err != nil {
+			return pos, err
+		}
 		recs, err := cur.Next(ctx, int(min(until-pos, rebuildBatch)))
 		if err != nil {
 			return pos, err
