@@ -28,6 +28,11 @@ type applier struct {
 	// nextExpiry is the earliest time in this partition's expiry index
 	// (math.MaxInt64 when empty); a cache that only lets apply skip a seek.
 	nextExpiry int64
+	// expiryFloor is a time no entry of the expiry index is earlier than:
+	// sweeps and lookups start there, not at the front of the index, which
+	// holds the deleted entries of every earlier sweep until compaction
+	// drops them (stepping over those made apply slower as the log grew).
+	expiryFloor int64
 	// queues caches the queue records of this partition, which only this
 	// applier writes (nil: known not to exist). It holds what the batches
 	// wrote, so an applier whose batch fails is discarded with it.
@@ -87,8 +92,8 @@ func newApplier(r pebble.Reader, p int32) (*applier, error) {
 }
 
 func (a *applier) loadNextExpiry(r pebble.Reader) error {
-	lo := expiryPartition(a.p)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	part := expiryPartition(a.p)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: expiryFrom(a.p, a.expiryFloor), UpperBound: prefixEnd(part)})
 	if err != nil {
 		return err
 	}
@@ -96,6 +101,7 @@ func (a *applier) loadNextExpiry(r pebble.Reader) error {
 	a.nextExpiry = math.MaxInt64
 	if it.First() {
 		a.nextExpiry = int64(binary.BigEndian.Uint64(it.Key()[5:13]))
+		a.expiryFloor = a.nextExpiry
 	}
 	return it.Error()
 }
@@ -686,6 +692,7 @@ func (a *applier) putMessage(b *pebble.Batch, prefix []byte, m, old *Message) er
 
 func (a *applier) index(b *pebble.Batch, at int64, kind byte, prefix, ref []byte) error {
 	a.nextExpiry = min(a.nextExpiry, at)
+	a.expiryFloor = min(a.expiryFloor, max(at, 0))
 	return b.Set(expiryKey(a.p, at, kind, prefix, ref), nil, nil)
 }
 
@@ -710,8 +717,8 @@ func deleteMessageKeys(b *pebble.Batch, prefix []byte, m *Message) error {
 // their expiry and claims past theirs. Reads already hide them; this only
 // reclaims space, at event time so every replay removes the same things.
 func (a *applier) sweep(b *pebble.Batch, now int64) error {
-	lo := expiryPartition(a.p)
-	hi := expiryKey(a.p, now+1, 0, []byte{tagMsgs}, nil)
+	lo := expiryFrom(a.p, a.expiryFloor)
+	hi := expiryFrom(a.p, now+1)
 	it, err := b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
@@ -723,6 +730,9 @@ func (a *applier) sweep(b *pebble.Batch, now int64) error {
 	if err := it.Close(); err != nil {
 		return err
 	}
+	// Everything before now+1 goes; what sweeping indexes anew lowers
+	// the floor again.
+	a.expiryFloor = max(a.expiryFloor, now+1)
 	for _, k := range keys {
 		if err := a.sweepEntry(b, k, now); err != nil {
 			return err

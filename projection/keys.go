@@ -154,6 +154,11 @@ func expiryKey(p int32, at int64, kind byte, prefix []byte, ref []byte) []byte {
 
 func expiryPartition(p int32) []byte { return appendU32([]byte{tagExpiry}, uint32(p)) }
 
+// expiryFrom is the smallest expiry key of partition p at time at or later.
+func expiryFrom(p int32, at int64) []byte {
+	return appendU64(expiryPartition(p), uint64(max(at, 0)))
+}
+
 func outcomeKey(p int32, off int64) []byte {
 	return appendU64(appendU32([]byte{tagOutcome}, uint32(p)), uint64(off))
 }
