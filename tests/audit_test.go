@@ -122,21 +122,6 @@ func copyTree(t *testing.T, from, to string) {
 	}
 }
 
-// readOnlyDigest digests the projection in dir without changing it.
-func readOnlyDigest(t *testing.T, dir string) string {
-	t.Helper()
-	s, err := projection.OpenStoreReadOnly(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	d, err := s.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // linesWith returns the lines of out starting with prefix.
 func linesWith(out, prefix string) []string {
 	var l []string
@@ -395,7 +380,7 @@ func TestStartFromSnapshotSameDigestAsFullReplay(t *testing.T) {
 	}
 	n.Stop(t)
 	projDir := filepath.Join(dir, "projection")
-	live := readOnlyDigest(t, projDir)
+	live := digestOf(t, projDir)
 	if err := os.RemoveAll(projDir); err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +402,7 @@ func TestStartFromSnapshotSameDigestAsFullReplay(t *testing.T) {
 		t.Errorf("restored node shows %v, before the restart %v", after, before)
 	}
 	n2.Stop(t)
-	restored := readOnlyDigest(t, projDir)
+	restored := digestOf(t, projDir)
 
 	for _, proj := range []string{projDir, filepath.Join(dir, "snapshots", snap.Name, "projection")} {
 		out, errOut, code := heraldCmd(t, "verify", "--data", dir, "--partitions", "4", "--projection", proj, "--progress", "none")
@@ -429,7 +414,7 @@ func TestStartFromSnapshotSameDigestAsFullReplay(t *testing.T) {
 	if _, errOut, code := heraldCmd(t, "replay", "--data", dir, "--partitions", "4", "--out", replayed, "--progress", "none"); code != 0 {
 		t.Fatalf("replay: exit %d\n%s", code, errOut)
 	}
-	if full := readOnlyDigest(t, replayed); full != restored || full != live {
+	if full := digestOf(t, replayed); full != restored || full != live {
 		t.Fatalf("digests: full replay %s, restored from the snapshot %s, before the restart %s", full, restored, live)
 	}
 
@@ -502,7 +487,7 @@ func TestVerifyAndReplayOnKafka(t *testing.T) {
 	if _, errOut, code := heraldCmd(t, append([]string{"replay", "--out", replayed}, logArgs...)...); code != 0 {
 		t.Fatalf("replay: exit %d\n%s", code, errOut)
 	}
-	if got, want := readOnlyDigest(t, replayed), readOnlyDigest(t, filepath.Join(dir, "projection")); got != want {
+	if got, want := digestOf(t, replayed), digestOf(t, filepath.Join(dir, "projection")); got != want {
 		t.Fatalf("replayed digest %s, the node's %s", got, want)
 	}
 }

@@ -136,9 +136,10 @@ func workload(t *testing.T, c *client) {
 	c.inProject("other").postMessages("alpha", msg("elsewhere"))
 }
 
+// digestOf digests the projection in dir without changing it.
 func digestOf(t *testing.T, dir string) string {
 	t.Helper()
-	s, err := projection.Open(dir, nil)
+	s, err := projection.OpenStoreReadOnly(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
