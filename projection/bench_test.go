@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,27 +89,9 @@ func (e *benchEnv) appendAll(evs []*hlog.Event) []int64 {
 		}
 		recs[i] = rec
 	}
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		first atomic.Pointer[error]
-	)
-	for range min(64, len(evs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(recs) && first.Load() == nil; i = int(next.Add(1) - 1) {
-				if err := e.log.Append(context.Background(), recs[i]); err != nil {
-					first.CompareAndSwap(nil, &err)
-					return
-				}
-				offs[i] = recs[i].Offset
-			}
-		}()
-	}
-	wg.Wait()
-	if errp := first.Load(); errp != nil {
-		e.b.Fatal(*errp)
+	projection.AppendConcurrently(e.b, e.log, recs)
+	for i, rec := range recs {
+		offs[i] = rec.Offset
 	}
 	return offs
 }

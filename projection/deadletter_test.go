@@ -82,11 +82,11 @@ func dlContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// emit appends an event at the rig's time and waits until it is applied
-// (which, for a claim, includes its follow-ups being in the log).
-func (r *dlRig) emit(typ hlog.Type, queue string, payload any) *Outcome {
+// write appends an event of queue in project at the rig's time and waits
+// until it is applied.
+func (r *dlRig) write(project, queue string, typ hlog.Type, payload any) *hlog.Record {
 	r.t.Helper()
-	ev, err := hlog.NewEvent(typ, dlProject, queue, r.now, payload)
+	ev, err := hlog.NewEvent(typ, project, queue, r.now, payload)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -96,6 +96,14 @@ func (r *dlRig) emit(typ hlog.Type, queue string, payload any) *Outcome {
 		r.t.Fatal(err)
 	}
 	r.appendRecord(rec)
+	return rec
+}
+
+// emit appends an event at the rig's time and waits until it is applied
+// (which, for a claim, includes its follow-ups being in the log).
+func (r *dlRig) emit(typ hlog.Type, queue string, payload any) *Outcome {
+	r.t.Helper()
+	rec := r.write(dlProject, queue, typ, payload)
 	out, err := r.store.Outcome(rec.Partition, rec.Offset)
 	if err != nil {
 		r.t.Fatal(err)

@@ -36,16 +36,7 @@ var (
 // it is applied and moves the time on by roundStep.
 func (r *dlRig) add(project, queue string, typ hlog.Type, payload any) *hlog.Record {
 	r.t.Helper()
-	ev, err := hlog.NewEvent(typ, project, queue, r.now, payload)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	ev.ClientID = "0123456789abcdef0123456789abcdef"
-	rec, err := ev.Record()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.appendRecord(rec)
+	rec := r.write(project, queue, typ, payload)
 	r.now += roundStep
 	return rec
 }
@@ -407,7 +398,7 @@ func newLopsidedLog(t *testing.T) *lopsidedLog {
 			t.Fatal(err)
 		}
 	}
-	appendConcurrently(t, l, recs)
+	AppendConcurrently(t, l, recs)
 	latest := t0 + int64(bigEvents)*int64(time.Millisecond)
 	for i := range smallEvents {
 		latest += int64(time.Millisecond) + 1 // not on a millisecond either
@@ -416,10 +407,11 @@ func newLopsidedLog(t *testing.T) *lopsidedLog {
 	return &lopsidedLog{log: l, big: big, small: hlog.PartitionFor(hlog.QueueKey(dlProject, small), dlPartitions), latest: latest}
 }
 
-// appendConcurrently appends recs with 64 writers, so that group commit
+// AppendConcurrently appends recs with 64 writers, so that group commit
 // fills the log quickly; records of one queue end up in no particular
-// order among themselves.
-func appendConcurrently(t testing.TB, l hlog.Log, recs []*hlog.Record) {
+// order among themselves. Exported for the external tests and benchmarks
+// of this package (it exists only in test builds).
+func AppendConcurrently(t testing.TB, l hlog.Log, recs []*hlog.Record) {
 	t.Helper()
 	var (
 		next  atomic.Int64

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	hlog "github.com/heraldmq/herald/log"
 )
 
 // Snapshots are Pebble checkpoints of a projection, kept in a directory
@@ -89,7 +91,7 @@ func TakeSnapshot(s *Store, dir string, partitions int32) (*SnapshotInfo, error)
 
 // checkpointApplied reads the applied offsets a checkpoint holds.
 func checkpointApplied(dir string, partitions int32) ([]int64, error) {
-	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: hlog.PebbleLogger(nil)})
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint: %w", err)
 	}
@@ -107,14 +109,6 @@ func checkpointApplied(dir string, partitions int32) ([]int64, error) {
 		closer.Close()
 	}
 	return out, nil
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
 }
 
 // ListSnapshots returns the complete snapshots under dir, newest first
