@@ -61,6 +61,51 @@ type PostOptions struct {
 // PostMessages appends msgs to queue atomically and returns their ids in
 // order. meta is the queue metadata from PrepareQueue.
 func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, meta map[string]any, msgs []NewMessage, opts PostOptions) ([]string, error) {
+	return s.StartPost(ctx, c, queue, meta, msgs, opts).Wait(ctx)
+}
+
+// Post is a message post on its way to the log (see StartPost).
+type Post struct {
+	w   *pendingWrite
+	n   int
+	err error
+}
+
+// StartPost is PostMessages without the waiting: it validates the post and
+// hands its event to the log, and Wait returns what PostMessages would
+// have. Posts started one after the other by one goroutine reach the log
+// of their queue in that order, so a client's pipelined posts keep their
+// order without waiting for each other. ctx must stay live until Wait
+// returns.
+func (s *Service) StartPost(ctx context.Context, c Caller, queue string, meta map[string]any, msgs []NewMessage, opts PostOptions) *Post {
+	ev, err := s.postEvent(c, queue, meta, msgs, opts)
+	if err != nil {
+		return &Post{err: err}
+	}
+	return &Post{w: s.startWrite(ctx, c, ev), n: len(msgs)}
+}
+
+// Wait waits until the post is applied and returns the messages' ids.
+func (p *Post) Wait(ctx context.Context) ([]string, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	part, off, out, err := p.w.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if out != nil && out.Repeat {
+		off = out.Offset // a retry: the ids of the first post
+	}
+	ids := make([]string, p.n)
+	for i := range ids {
+		ids[i] = projection.PositionID(part, off, i)
+	}
+	return ids, nil
+}
+
+// postEvent validates a post and returns its event.
+func (s *Service) postEvent(c Caller, queue string, meta map[string]any, msgs []NewMessage, opts PostOptions) (*hlog.Event, error) {
 	if len(msgs) == 0 {
 		return nil, BadRequest("No messages to enqueu.")
 	}
@@ -91,22 +136,7 @@ func (s *Service) PostMessages(ctx context.Context, c Caller, queue string, meta
 		}
 		pl.Messages[i] = pm
 	}
-	ev, err := s.event(hlog.MessagesPosted, c, queue, pl)
-	if err != nil {
-		return nil, err
-	}
-	p, off, out, err := s.write(ctx, c, ev)
-	if err != nil {
-		return nil, err
-	}
-	if out != nil && out.Repeat {
-		off = out.Offset // a retry: the ids of the first post
-	}
-	ids := make([]string, len(msgs))
-	for i := range ids {
-		ids[i] = projection.PositionID(p, off, i)
-	}
-	return ids, nil
+	return s.event(hlog.MessagesPosted, c, queue, pl)
 }
 
 // MessageListing selects messages for ListMessages. IncludeDelayed is

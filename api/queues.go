@@ -55,14 +55,14 @@ func (s *Service) QueueMetadata(ctx context.Context, c Caller, queue string) (ma
 	if err != nil {
 		return nil, false, err
 	}
-	q, err := store.Queue(c.Project, queue)
+	raw, _, exists, err := store.QueueMetadata(c.Project, queue)
 	if err != nil {
 		return nil, false, Unavailable("Queue metadata could not be retrieved.", err)
 	}
-	if q == nil {
+	if !exists {
 		return map[string]any{}, false, nil
 	}
-	m, err := projection.DecodeObject(q.Metadata)
+	m, err := projection.DecodeObject(raw)
 	if err != nil {
 		return nil, false, Unavailable("Queue metadata could not be retrieved.", err)
 	}

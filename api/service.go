@@ -205,15 +205,46 @@ var propagator = propagation.TraceContext{}
 // waits until the local projector applied it and returns its position and
 // outcome.
 func (s *Service) write(ctx context.Context, c Caller, ev *hlog.Event) (int32, int64, *projection.Outcome, error) {
+	return s.startWrite(ctx, c, ev).wait(ctx)
+}
+
+// startWrite is write without the waiting: the event is on its way to the
+// log when it returns, behind every write this goroutine started before
+// on the same queue.
+func (s *Service) startWrite(ctx context.Context, c Caller, ev *hlog.Event) *pendingWrite {
 	r, err := s.replicaFor(ctx, ev.Project, ev.Queue)
 	if err != nil {
-		return 0, 0, nil, err
+		return &pendingWrite{err: err, answered: true}
 	}
-	return s.writeTo(ctx, c, r, ev)
+	return s.startWriteTo(ctx, c, r, ev)
 }
 
 // writeTo is write to the log of replica r.
 func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, ev *hlog.Event) (int32, int64, *projection.Outcome, error) {
+	return s.startWriteTo(ctx, c, r, ev).wait(ctx)
+}
+
+// pendingWrite is an event on its way to the log; wait returns what write
+// returns.
+type pendingWrite struct {
+	s        *Service
+	r        *projection.Replica
+	ev       *hlog.Event
+	rec      *hlog.Record
+	span     trace.Span
+	start    time.Time
+	appended chan error // the log's answer
+	// answered is set when the result is known without waiting: a repeat
+	// of an applied request, or a failure before the append.
+	answered bool
+	p        int32
+	off      int64
+	out      *projection.Outcome
+	err      error
+}
+
+func (s *Service) startWriteTo(ctx context.Context, c Caller, r *projection.Replica, ev *hlog.Event) *pendingWrite {
+	w := &pendingWrite{s: s, r: r, ev: ev}
 	ev.ClientID, ev.RequestID = c.ClientID, c.RequestID
 	if c.IdempotencyKey != "" && idempotent(ev.Type) {
 		ev.Idempotency = &hlog.Idempotency{Key: c.IdempotencyKey, Fingerprint: c.Fingerprint,
@@ -221,40 +252,53 @@ func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, 
 		// A retry of a request already applied is answered without
 		// appending anything.
 		out, err := r.Store.Repeat(ev.Project, ev.Queue, c.IdempotencyKey, c.Fingerprint, ev.Time)
-		if err != nil {
-			return 0, 0, nil, Unavailable("The request could not be checked.", err)
-		}
-		if out != nil {
-			if out.Status >= 400 {
-				return 0, 0, out, &Error{Status: out.Status, Title: out.Title, Description: out.Description}
-			}
-			p := hlog.PartitionFor(ev.Key(), r.Log.Partitions())
-			return p, out.Offset, out, nil
+		switch {
+		case err != nil:
+			w.answered, w.err = true, Unavailable("The request could not be checked.", err)
+			return w
+		case out != nil && out.Status >= 400:
+			w.answered, w.out, w.err = true, out, &Error{Status: out.Status, Title: out.Title, Description: out.Description}
+			return w
+		case out != nil:
+			w.answered, w.out = true, out
+			w.p, w.off = hlog.PartitionFor(ev.Key(), r.Log.Partitions()), out.Offset
+			return w
 		}
 	}
-	ctx, span := s.tracer.Start(ctx, "log.append", trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, w.span = s.tracer.Start(ctx, "log.append", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("herald.event_type", string(ev.Type))))
-	defer span.End()
 	carrier := propagation.MapCarrier{}
 	propagator.Inject(ctx, carrier)
 	ev.Traceparent, ev.Tracestate = carrier["traceparent"], carrier["tracestate"]
 
 	rec, err := ev.Record()
 	if err != nil {
-		return 0, 0, nil, err
+		w.span.End()
+		w.answered, w.err = true, err
+		return w
 	}
-	start := time.Now()
-	if err := r.Log.Append(ctx, rec); err != nil {
-		span.RecordError(err)
+	w.rec, w.start, w.appended = rec, time.Now(), make(chan error, 1)
+	r.Log.AppendAsync(ctx, rec, func(err error) { w.appended <- err })
+	return w
+}
+
+func (w *pendingWrite) wait(ctx context.Context) (int32, int64, *projection.Outcome, error) {
+	if w.answered {
+		return w.p, w.off, w.out, w.err
+	}
+	defer w.span.End()
+	ev, rec, r := w.ev, w.rec, w.r
+	if err := <-w.appended; err != nil {
+		w.span.RecordError(err)
 		if errors.Is(err, hlog.ErrReadOnly) {
 			return 0, 0, nil, ReadOnly("Nothing can be changed here.")
 		}
 		return 0, 0, nil, Unavailable(fmt.Sprintf("%s could not be written.", ev.Type), err)
 	}
-	s.appendDur.Record(ctx, time.Since(start).Seconds())
-	span.SetAttributes(attribute.Int("herald.partition", int(rec.Partition)), attribute.Int64("herald.offset", rec.Offset))
+	w.s.appendDur.Record(ctx, time.Since(w.start).Seconds())
+	w.span.SetAttributes(attribute.Int("herald.partition", int(rec.Partition)), attribute.Int64("herald.offset", rec.Offset))
 
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	wctx, cancel := context.WithTimeout(ctx, w.s.cfg.ApplyTimeout)
 	defer cancel()
 	if err := r.Projector.WaitApplied(wctx, rec.Partition, rec.Offset); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

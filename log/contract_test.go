@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -36,6 +37,8 @@ func runLogContract(t *testing.T, open opener) {
 	t.Run("BadPartition", func(t *testing.T) { testBadPartition(t, open) })
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("AppendAfterClose", func(t *testing.T) { testAppendAfterClose(t, open) })
+	t.Run("AsyncAppendsKeepOrder", func(t *testing.T) { testAsyncOrder(t, open) })
+	t.Run("AsyncAppendsAcrossClose", func(t *testing.T) { testAsyncAcrossClose(t, open) })
 }
 
 // harness holds the log under test and closes it exactly once.
@@ -530,5 +533,139 @@ func testAppendAfterClose(t *testing.T, open opener) {
 	}
 	if !errors.Is(err, ErrClosed) {
 		t.Fatalf("reading a closed log = %v, want ErrClosed", err)
+	}
+}
+
+// testAsyncOrder: several goroutines each start many appends without
+// waiting; each goroutine's records land in its partition in the order it
+// started them, every done is called once, and the log holds exactly what
+// was acknowledged.
+func testAsyncOrder(t *testing.T, open opener) {
+	const (
+		parts      = 4
+		goroutines = 8
+		each       = 200
+	)
+	h := newHarness(t, open, parts)
+	ctx := ctxFor(t)
+	recs := make([][]Record, goroutines)
+	calls := make([][]atomic.Int32, goroutines)
+	errs := make(chan error, goroutines*each)
+	var pending sync.WaitGroup
+	var starters sync.WaitGroup
+	for g := range goroutines {
+		recs[g] = make([]Record, each)
+		calls[g] = make([]atomic.Int32, each)
+		starters.Go(func() {
+			key := fmt.Sprintf("proj/async-%d", g)
+			for i := range each {
+				recs[g][i] = Record{Key: []byte(key), Value: fmt.Appendf(nil, "%d/%d", g, i)}
+				pending.Add(1)
+				h.l.AppendAsync(ctx, &recs[g][i], func(err error) {
+					if calls[g][i].Add(1) == 1 {
+						pending.Done()
+					}
+					if err != nil {
+						errs <- fmt.Errorf("goroutine %d append %d: %w", g, i, err)
+					}
+				})
+			}
+		})
+	}
+	starters.Wait()
+	waitGroup(t, &pending, "async appends")
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	perPart := make([]int, parts)
+	for g := range goroutines {
+		for i := range each {
+			if n := calls[g][i].Load(); n != 1 {
+				t.Fatalf("goroutine %d append %d: done called %d times", g, i, n)
+			}
+			r := recs[g][i]
+			if i > 0 && (r.Partition != recs[g][i-1].Partition || r.Offset <= recs[g][i-1].Offset) {
+				t.Fatalf("goroutine %d: append %d at %d/%d, not after %d/%d", g, i, r.Partition, r.Offset, recs[g][i-1].Partition, recs[g][i-1].Offset)
+			}
+		}
+		perPart[recs[g][0].Partition] += each
+	}
+	for p := range int32(parts) {
+		want := map[int64]Record{}
+		for g := range goroutines {
+			for _, r := range recs[g] {
+				if r.Partition == p {
+					want[r.Offset] = r
+				}
+			}
+		}
+		got := readN(t, openCursor(t, h.l, p, 0), perPart[p])
+		for _, r := range got {
+			sameRecord(t, r, want[r.Offset])
+		}
+	}
+}
+
+// testAsyncAcrossClose: appends started while the log closes each get
+// exactly one answer, and every one answered with success is in the log
+// after a reopen.
+func testAsyncAcrossClose(t *testing.T, open opener) {
+	h := newHarness(t, open, 2)
+	ctx := ctxFor(t)
+	const n = 20000 // more than the embedded log queues
+	recs := make([]Record, n)
+	results := make([]chan error, n)
+	for i := range n {
+		recs[i] = Record{Key: []byte("a/b"), Value: fmt.Appendf(nil, "%d", i)}
+		results[i] = make(chan error, 2)
+	}
+	started := make(chan struct{})
+	go func() {
+		for i := range n {
+			if i == n/10 {
+				close(started)
+			}
+			h.l.AppendAsync(ctx, &recs[i], func(err error) { results[i] <- err })
+		}
+	}()
+	<-started
+	h.close()
+	ok := 0
+	for i := range n {
+		select {
+		case err := <-results[i]:
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, ErrClosed) {
+				t.Fatalf("append %d across Close: %v", i, err)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("append %d across Close never answered", i)
+		}
+		if len(results[i]) != 0 {
+			t.Fatalf("append %d answered twice", i)
+		}
+	}
+	l := h.reopen()
+	defer l.Close()
+	end, err := l.End(ctx, recs[0].Partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end < int64(ok) {
+		t.Fatalf("%d appends acknowledged, the log holds %d", ok, end)
+	}
+	t.Logf("%d of %d appends acknowledged before Close", ok, n)
+}
+
+func waitGroup(t *testing.T, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatalf("%s never finished", what)
 	}
 }

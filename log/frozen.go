@@ -32,6 +32,8 @@ func (l *frozenLog) Partitions() int32 { return int32(len(l.ends)) }
 
 func (l *frozenLog) Append(context.Context, *Record) error { return ErrReadOnly }
 
+func (l *frozenLog) AppendAsync(_ context.Context, _ *Record, done func(error)) { done(ErrReadOnly) }
+
 func (l *frozenLog) End(_ context.Context, p int32) (int64, error) {
 	if p < 0 || int(p) >= len(l.ends) {
 		return 0, fmt.Errorf("log: no partition %d", p)

@@ -240,8 +240,17 @@ func (l *kafkaLog) Partitions() int32 { return l.opts.Partitions }
 // Append produces rec to partition PartitionFor(rec.Key) and waits for the
 // acks of all in-sync replicas. See kafkaLog for what a failure means.
 func (l *kafkaLog) Append(ctx context.Context, rec *Record) error {
+	ch := make(chan error, 1)
+	l.AppendAsync(ctx, rec, func(err error) { ch <- err })
+	return <-ch
+}
+
+// AppendAsync hands rec to the producer. The idempotent producer keeps a
+// partition's records in the order they were produced, retries included.
+func (l *kafkaLog) AppendAsync(ctx context.Context, rec *Record, done func(error)) {
 	if l.closed.Load() {
-		return ErrClosed
+		done(ErrClosed)
+		return
 	}
 	kr := &kgo.Record{
 		Topic:     l.opts.Topic,
@@ -255,14 +264,17 @@ func (l *kafkaLog) Append(ctx context.Context, rec *Record) error {
 			kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
 		}
 	}
-	if err := l.cl.ProduceSync(ctx, kr).FirstErr(); err != nil {
-		if errors.Is(err, kgo.ErrClientClosed) {
-			return fmt.Errorf("%w: %v", ErrClosed, err)
+	l.cl.Produce(ctx, kr, func(kr *kgo.Record, err error) {
+		switch {
+		case errors.Is(err, kgo.ErrClientClosed):
+			err = fmt.Errorf("%w: %v", ErrClosed, err)
+		case err != nil:
+			err = fmt.Errorf("log: kafka: append to %s/%d: %w", l.opts.Topic, kr.Partition, err)
+		default:
+			rec.Partition, rec.Offset = kr.Partition, kr.Offset
 		}
-		return fmt.Errorf("log: kafka: append to %s/%d: %w", l.opts.Topic, kr.Partition, err)
-	}
-	rec.Partition, rec.Offset = kr.Partition, kr.Offset
-	return nil
+		done(err)
+	})
 }
 
 // End returns the partition's high watermark.

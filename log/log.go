@@ -69,6 +69,13 @@ type Log interface {
 	Partitions() int32
 	// Append writes rec durably and sets rec.Partition and rec.Offset.
 	Append(ctx context.Context, rec *Record) error
+	// AppendAsync is Append without the wait: it returns once rec is on
+	// its way (blocking only while the log's queue is full) and calls
+	// done, exactly once, with what Append would have returned, after
+	// setting rec.Partition and rec.Offset. Records appended one after
+	// the other from one goroutine to one partition take offsets in that
+	// order. done runs on one of the log's goroutines and must not block.
+	AppendAsync(ctx context.Context, rec *Record, done func(error))
 	// End returns the durable end offset of partition p: the offset the
 	// next appended record will get.
 	End(ctx context.Context, p int32) (int64, error)

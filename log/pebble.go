@@ -79,6 +79,8 @@ type pebbleLog struct {
 
 	reqs     chan *appendReq
 	syncs    chan *group
+	sendMu   sync.RWMutex // held for reading while an append is queued
+	stopping bool         // set by Close under sendMu
 	closing  chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -135,8 +137,8 @@ func (t *tail) get(from, upto int64) ([]Record, bool) {
 }
 
 type appendReq struct {
-	rec *Record
-	err chan error
+	rec  *Record
+	done func(error)
 }
 
 // OpenPebble opens (or creates) the embedded log in opts.Dir.
@@ -206,39 +208,32 @@ func (l *pebbleLog) scanEnd(p int32) (int64, error) {
 func (l *pebbleLog) Partitions() int32 { return l.parts }
 
 func (l *pebbleLog) Append(ctx context.Context, rec *Record) error {
+	ch := make(chan error, 1)
+	l.AppendAsync(ctx, rec, func(err error) { ch <- err })
+	// Once queued the append completes or fails with its group (or with
+	// Close); waiting on ctx here would report failure for a record that
+	// may become durable.
+	return <-ch
+}
+
+func (l *pebbleLog) AppendAsync(ctx context.Context, rec *Record, done func(error)) {
 	if errp := l.broken.Load(); errp != nil {
-		return *errp
+		done(*errp)
+		return
 	}
-	// Checked first because the select below picks at random among ready
-	// cases, and reqs has room after Close.
-	select {
-	case <-l.closing:
-		return ErrClosed
-	default:
+	// Close takes the write lock, so once it has, nothing more is queued
+	// and everything queued is answered by the committer or by Close.
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if l.stopping {
+		done(ErrClosed)
+		return
 	}
-	req := &appendReq{rec: rec, err: make(chan error, 1)}
+	req := &appendReq{rec: rec, done: done}
 	select {
 	case l.reqs <- req:
-	case <-l.closing:
-		return ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Once queued the append completes or fails with the batch; waiting on
-	// ctx here would report failure for a record that may become durable.
-	select {
-	case err := <-req.err:
-		return err
-	case <-l.done:
-		// The committer answers every request it takes before it stops, so
-		// an unanswered request queued after its last look was never
-		// written.
-		select {
-		case err := <-req.err:
-			return err
-		default:
-			return ErrClosed
-		}
+		done(ctx.Err())
 	}
 }
 
@@ -324,7 +319,7 @@ func (l *pebbleLog) syncLoop(synced chan<- struct{}) {
 			l.markBroken(err)
 			err = l.brokenErr()
 			for _, r := range g.reqs {
-				r.err <- err
+				r.done(err)
 			}
 			continue
 		}
@@ -340,7 +335,7 @@ func (l *pebbleLog) syncLoop(synced chan<- struct{}) {
 		}
 		l.mu.Unlock()
 		for _, r := range g.reqs {
-			r.err <- nil
+			r.done(nil)
 		}
 	}
 }
@@ -361,7 +356,7 @@ func (l *pebbleLog) failPending() {
 	for {
 		select {
 		case r := <-l.reqs:
-			r.err <- ErrClosed
+			r.done(ErrClosed)
 		default:
 			return
 		}
@@ -403,8 +398,12 @@ func (l *pebbleLog) OpenCursor(p int32, offset int64) (Cursor, error) {
 // database. Close is idempotent.
 func (l *pebbleLog) Close() error {
 	l.once.Do(func() {
+		l.sendMu.Lock()
+		l.stopping = true
 		close(l.closing)
+		l.sendMu.Unlock()
 		<-l.done
+		l.failPending()
 		l.closeErr = l.db.Close()
 	})
 	return l.closeErr

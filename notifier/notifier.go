@@ -244,11 +244,13 @@ func (n *Notifier) onApplied(batch []projection.Applied) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, a := range batch {
+		wake := a.Delivers
 		switch a.Event.Type {
-		case hlog.MessagesPosted, hlog.SubscriptionCreated, hlog.SubscriptionUpdated, hlog.SubscriptionConfirmed:
-			if part := n.parts[a.Partition]; part != nil {
-				poke(part.wake)
-			}
+		case hlog.SubscriptionCreated, hlog.SubscriptionUpdated, hlog.SubscriptionConfirmed:
+			wake = true
+		}
+		if part := n.parts[a.Partition]; wake && part != nil {
+			poke(part.wake)
 		}
 	}
 }

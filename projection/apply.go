@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,6 +38,16 @@ type applier struct {
 	// applier writes (nil: known not to exist). It holds what the batches
 	// wrote, so an applier whose batch fails is discarded with it.
 	queues map[string]*Queue
+	// subs caches the subscriptions of queues (key: subsPrefix) the same
+	// way; every write of a queue's subscriptions drops its entry.
+	subs map[string][]Subscription
+	// catalogChanged is set when apply created or deleted a queue,
+	// changed its metadata or a placement: what the store's read cache
+	// holds (see readCache).
+	catalogChanged bool
+	// delivers is set when apply made a pending delivery; the projector
+	// reports it with the event (Applied.Delivers) and clears it.
+	delivers bool
 	// outboxed is set when apply wrote a follow-up event to the outbox;
 	// the projector appends those after the batch commits.
 	outboxed bool
@@ -78,6 +89,9 @@ func (a *applier) cacheQueue(k string, q *Queue) {
 // putQueue writes a queue record.
 func (a *applier) putQueue(b *pebble.Batch, project string, q *Queue) error {
 	k := queueKey(project, q.Name)
+	if prev, known := a.queues[string(k)]; !known || prev == nil || prev.Created != q.Created || !bytes.Equal(prev.Metadata, q.Metadata) {
+		a.catalogChanged = true
+	}
 	if err := putRecord(b, k, q); err != nil {
 		return err
 	}
@@ -87,7 +101,7 @@ func (a *applier) putQueue(b *pebble.Batch, project string, q *Queue) error {
 }
 
 func newApplier(r pebble.Reader, p int32) (*applier, error) {
-	a := &applier{p: p, nextExpiry: math.MaxInt64, queues: map[string]*Queue{}}
+	a := &applier{p: p, nextExpiry: math.MaxInt64, queues: map[string]*Queue{}, subs: map[string][]Subscription{}}
 	return a, a.loadNextExpiry(r)
 }
 
@@ -409,6 +423,7 @@ func (a *applier) deleteQueue(b *pebble.Batch, ev *hlog.Event) (*Outcome, error)
 	}
 	k := queueKey(ev.Project, ev.Queue)
 	a.cacheQueue(string(k), nil)
+	a.catalogChanged = true
 	return nil, b.Delete(k, nil)
 }
 

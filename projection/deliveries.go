@@ -70,20 +70,21 @@ func deliveryPrefix(p int32, project, queue, id string) []byte {
 }
 
 func (a *applier) putDelivery(b *pebble.Batch, project, queue, id string, off int64, index int32, d *Delivery) error {
+	a.delivers = true
 	return putRecord(b, deliveryKey(a.p, project, queue, id, off, index), d)
 }
 
 // notifySubscribers makes the pending deliveries of messages just posted.
 func (a *applier) notifySubscribers(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1, ids func(int) string) error {
-	var subs []string
-	err := scanSubscriptions(b, ev.Project, ev.Queue, "", func(s *Subscription) bool {
-		if s.receives(ev.Time) {
-			subs = append(subs, s.ID)
-		}
-		return true
-	})
-	if err != nil || len(subs) == 0 {
+	all, err := a.subscriptions(b, ev.Project, ev.Queue)
+	if err != nil || len(all) == 0 {
 		return err
+	}
+	var subs []string
+	for i := range all {
+		if all[i].receives(ev.Time) {
+			subs = append(subs, all[i].ID)
+		}
 	}
 	for i, m := range pl.Messages {
 		d := &Delivery{Kind: DeliverNotification, Time: ev.Time, MessageID: ids(i), TTL: m.TTL, Delay: m.Delay, Delayed: m.Delayed, Body: m.Body}
@@ -124,7 +125,7 @@ func (a *applier) delivered(b *pebble.Batch, ev *hlog.Event, pl *hlog.Subscripti
 		st.LastError, st.ErrorAt = pl.LastError, pl.ErrorAt
 	}
 	st.Suspended = pl.Suspended
-	return putRecord(b, subKey(ev.Project, ev.Queue, s.ID), s)
+	return a.putSub(b, ev.Project, ev.Queue, s)
 }
 
 // --- queries for the notifier ---

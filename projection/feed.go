@@ -11,6 +11,9 @@ type Applied struct {
 	Partition int32
 	Offset    int64
 	Event     *hlog.Event
+	// Delivers is set when applying the event made pending deliveries
+	// for the notifier.
+	Delivers bool
 }
 
 // Feed passes applied events to its subscribers: the change feed that

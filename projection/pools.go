@@ -168,6 +168,7 @@ func (a *applier) deleteFlavor(b *pebble.Batch, name string) error {
 // events went to that pool's log.
 func (a *applier) placeQueue(b *pebble.Batch, ev *hlog.Event, pool string) error {
 	k := placementKey(ev.Project, ev.Queue)
+	a.catalogChanged = true
 	if pool == "" {
 		return b.Delete(k, nil)
 	}
@@ -261,17 +262,3 @@ func (s *Store) Flavors(marker string, limit int) ([]Flavor, error) {
 
 // FlavorPools returns the pools of a flavor in name order.
 func (s *Store) FlavorPools(flavor string) ([]Pool, error) { return flavorPools(s.db, flavor) }
-
-// Placement returns the pool a queue is placed on ("" for the node's own
-// log).
-func (s *Store) Placement(project, queue string) (string, error) {
-	v, closer, err := s.db.Get(placementKey(project, queue))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	defer closer.Close()
-	return string(v), nil
-}

@@ -245,8 +245,9 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 			return err
 		}
 		if ev != nil && p.feed != nil {
-			changes = append(changes, Applied{Partition: part, Offset: recs[i].Offset, Event: ev})
+			changes = append(changes, Applied{Partition: part, Offset: recs[i].Offset, Event: ev, Delivers: a.delivers})
 		}
+		a.delivers = false
 	}
 	next := recs[len(recs)-1].Offset + 1
 	if err := b.Set(appliedKey(part), appendU64(nil, uint64(next)), nil); err != nil {
@@ -255,6 +256,7 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
+	p.store.committed(a)
 	if a.outboxed {
 		a.outboxed = false
 		if err := p.flushOutbox(ctx, part, scan); err != nil {

@@ -306,6 +306,7 @@ func (r *rebuild) partition(ctx context.Context, p int32, from, until int64) (in
 				b.Close()
 				return pos, err
 			}
+			s.committed(a)
 			pos = next
 			r.progress(n)
 		}

@@ -24,6 +24,7 @@ import (
 type Store struct {
 	db       *pebble.DB
 	readOnly bool
+	cache    *readCache
 }
 
 // Open opens (or creates) the projection in dir. logger receives
@@ -62,7 +63,7 @@ func open(dir string, logger *slog.Logger, readOnly bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open projection %s: %w", dir, err)
 	}
-	return &Store{db: db, readOnly: readOnly}, nil
+	return &Store{db: db, readOnly: readOnly, cache: newReadCache()}, nil
 }
 
 // Close flushes what was applied, so a restart need not apply it again,

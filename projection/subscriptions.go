@@ -103,7 +103,7 @@ func (a *applier) askConfirmation(b *pebble.Batch, off int64, ev *hlog.Event, s 
 // putSubscription writes s and keeps its index entries in step; old is
 // its previous version (nil for a new one).
 func (a *applier) putSubscription(b *pebble.Batch, ev *hlog.Event, s, old *Subscription) error {
-	if err := putRecord(b, subKey(ev.Project, ev.Queue, s.ID), s); err != nil {
+	if err := a.putSub(b, ev.Project, ev.Queue, s); err != nil {
 		return err
 	}
 	prefix := dataPrefix(ev.Project, ev.Queue)
@@ -169,7 +169,7 @@ func (a *applier) confirmSubscription(b *pebble.Batch, off int64, ev *hlog.Event
 			return nil, err
 		}
 	}
-	return &Outcome{Status: 204}, putRecord(b, subKey(ev.Project, ev.Queue, s.ID), s)
+	return &Outcome{Status: 204}, a.putSub(b, ev.Project, ev.Queue, s)
 }
 
 func (a *applier) deleteSubscription(b *pebble.Batch, ev *hlog.Event, id string) error {
@@ -184,7 +184,7 @@ func (a *applier) deleteSubscription(b *pebble.Batch, ev *hlog.Event, id string)
 }
 
 func (a *applier) removeSubscription(b *pebble.Batch, project, queue string, s *Subscription) error {
-	if err := b.Delete(subKey(project, queue, s.ID), nil); err != nil {
+	if err := a.deleteSub(b, project, queue, s.ID); err != nil {
 		return err
 	}
 	if err := b.Delete(subUniqKey(project, queue, s.Subscriber), nil); err != nil {
@@ -220,7 +220,7 @@ func (a *applier) sweepSubscription(b *pebble.Batch, project, queue, id string, 
 	if err != nil || s == nil || s.Live(now) {
 		return err
 	}
-	if err := b.Delete(subKey(project, queue, id), nil); err != nil {
+	if err := a.deleteSub(b, project, queue, id); err != nil {
 		return err
 	}
 	if err := a.dropDeliveries(b, project, queue, id); err != nil {
@@ -244,6 +244,41 @@ func (a *applier) sweepSubscription(b *pebble.Batch, project, queue, id string, 
 
 // scanSubscriptions calls fn with each stored subscription of the queue
 // with id > after, in id (creation) order, until fn returns false.
+// subscriptions returns every stored subscription of a queue, live or
+// not, from the applier's cache when it has them: every post asks, and
+// most queues have none.
+func (a *applier) subscriptions(b *pebble.Batch, project, queue string) ([]Subscription, error) {
+	k := string(subsPrefix(project, queue))
+	if subs, ok := a.subs[k]; ok {
+		return subs, nil
+	}
+	var subs []Subscription
+	err := scanSubscriptions(b, project, queue, "", func(s *Subscription) bool {
+		subs = append(subs, *s)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(a.subs) >= maxCachedQueues {
+		clear(a.subs)
+	}
+	a.subs[k] = subs
+	return subs, nil
+}
+
+// putSub writes a subscription record.
+func (a *applier) putSub(b *pebble.Batch, project, queue string, s *Subscription) error {
+	delete(a.subs, string(subsPrefix(project, queue)))
+	return putRecord(b, subKey(project, queue, s.ID), s)
+}
+
+// deleteSub deletes a subscription record.
+func (a *applier) deleteSub(b *pebble.Batch, project, queue, id string) error {
+	delete(a.subs, string(subsPrefix(project, queue)))
+	return b.Delete(subKey(project, queue, id), nil)
+}
+
 func scanSubscriptions(r pebble.Reader, project, queue, after string, fn func(*Subscription) bool) error {
 	prefix := subsPrefix(project, queue)
 	lo := prefix

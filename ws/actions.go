@@ -73,15 +73,17 @@ func apiError(r *request, err error) map[string]any {
 	return response(r, e.Status, map[string]any{"exception": text, "error": summary})
 }
 
-// handle runs one request frame and returns the answer (contract §4.3).
-func (c *conn) handle(enc encoding, data []byte) map[string]any {
+// request runs one request frame (contract §4.3). A message_post is
+// started and answered later, when applied; any other action first waits
+// until every earlier request is answered.
+func (c *conn) request(enc encoding, data []byte) reply {
 	v, err := decodeFrame(enc, data)
 	if err != nil {
-		return errorResponse(nil, 400, err.Error())
+		return reply{enc: enc, resp: errorResponse(nil, 400, err.Error())}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return errorResponse(nil, 400, "Unexpected body type. Expected dict or dict like.")
+		return reply{enc: enc, resp: errorResponse(nil, 400, "Unexpected body type. Expected dict or dict like.")}
 	}
 	r := &request{enc: enc}
 	r.action, r.hasAction = obj["action"].(string)
@@ -95,29 +97,42 @@ func (c *conn) handle(enc encoding, data []byte) map[string]any {
 	if !r.hasAction {
 		name = "None"
 	}
+	answer := func(resp map[string]any) reply { return reply{enc: enc, resp: resp} }
 	a, known := actions[name]
 	if !known {
-		return errorResponse(r, 400, name+" is not a valid action")
+		return answer(errorResponse(r, 400, name+" is not a valid action"))
 	}
 	if !a.valid(r.headers, r.hasHeaders, r.rawBody, r.hasBody && r.rawBody != nil) {
-		return errorResponse(r, 400, "Schema validation failed.")
+		return answer(errorResponse(r, 400, "Schema validation failed."))
 	}
 	if unimplemented(name) {
-		return errorResponse(r, 400, name+" is not a valid action")
+		return answer(errorResponse(r, 400, name+" is not a valid action"))
+	}
+	if name != "message_post" {
+		c.drain()
 	}
 	if name == "authenticate" {
-		return c.authenticate(r)
+		return answer(c.authenticate(r))
 	}
 	if e := c.gate(r); e != nil {
-		return e
+		return answer(e)
 	}
 	r.caller = api.Caller{Project: header(r, "X-Project-ID"), ClientID: header(r, "Client-ID")}
 	if id, ok := api.NormalizeClientID(r.caller.ClientID); ok {
 		r.caller.ClientID = id
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if name == "message_post" {
+		p := c.post(ctx, r, r.str("queue_name"))
+		if p.resp != nil {
+			cancel()
+			return answer(p.resp)
+		}
+		p.cancel = cancel
+		return reply{enc: enc, post: p}
+	}
 	defer cancel()
-	return c.dispatch(ctx, r)
+	return answer(c.dispatch(ctx, r))
 }
 
 func header(r *request, name string) string {
@@ -431,8 +446,6 @@ func (c *conn) messageAction(ctx context.Context, r *request, q string) map[stri
 			return apiError(r, err)
 		}
 		return response(r, 200, map[string]any{"messages": messages(msgs, nil, now)})
-	case "message_post":
-		return c.post(ctx, r, q)
 	case "message_delete":
 		if err := svc.DeleteMessage(ctx, r.caller, q, r.str("message_id"), r.str("claim_id")); err != nil {
 			return apiError(r, err)
@@ -483,26 +496,38 @@ func strings_(v any) []string {
 	return out
 }
 
+// pendingPost is a message_post on its way: its answer is resp when known
+// at once (an error), else that of post once applied.
+type pendingPost struct {
+	r      *request
+	resp   map[string]any
+	post   *api.Post
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
 // post is message_post: lazy queue creation, the size limit on the JSON
-// length of the messages (contract B19) and no delays (§4.5).
-func (c *conn) post(ctx context.Context, r *request, q string) map[string]any {
+// length of the messages (contract B19) and no delays (§4.5). It returns
+// once the post is on its way; finishPost waits for its answer.
+func (c *conn) post(ctx context.Context, r *request, q string) *pendingPost {
 	svc := c.s.svc
+	failed := func(resp map[string]any) *pendingPost { return &pendingPost{r: r, resp: resp} }
 	if !api.ValidQueueName(q) || !api.ValidProject(r.caller.Project) {
-		return apiError(r, api.BadRequest("The format of the submitted queue name or project id is not valid."))
+		return failed(apiError(r, api.BadRequest("The format of the submitted queue name or project id is not valid.")))
 	}
 	if _, ok := api.NormalizeClientID(header(r, "Client-ID")); !ok {
-		return apiError(r, api.BadRequest("Malformed hexadecimal UUID."))
+		return failed(apiError(r, api.BadRequest("Malformed hexadecimal UUID.")))
 	}
 	meta, err := svc.PrepareQueue(ctx, r.caller, q)
 	if err != nil {
-		return apiError(r, err)
+		return failed(apiError(r, err))
 	}
 	raw := r.body["messages"]
 	if err := svc.CheckPostSize(meta, int64(len(projection.EncodeJSON(raw)))); err != nil {
-		return apiError(r, err)
+		return failed(apiError(r, err))
 	}
 	if !api.IntsFit(raw) {
-		return apiError(r, api.ErrBodyBigInt)
+		return failed(apiError(r, api.ErrBodyBigInt))
 	}
 	msgs, e := api.ParseNewMessages(raw)
 	if e != nil {
@@ -511,13 +536,25 @@ func (c *conn) post(ctx context.Context, r *request, q string) map[string]any {
 			// so (contract §4.5).
 			e = &api.Error{Status: e.Status, Title: e.Title, Description: "Bad request. " + e.Description}
 		}
-		return apiError(r, e)
+		return failed(apiError(r, e))
 	}
-	ids, err := svc.PostMessages(ctx, r.caller, q, meta, msgs, api.PostOptions{IgnoreDelay: true})
+	return &pendingPost{r: r, ctx: ctx, post: svc.StartPost(ctx, r.caller, q, meta, msgs, api.PostOptions{IgnoreDelay: true})}
+}
+
+// finishPost waits until a started post is applied and returns its answer.
+func (c *conn) finishPost(p *pendingPost) (resp map[string]any) {
+	defer p.cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.cfg.Logger.Error("panic in WebSocket action", "panic", v)
+			resp = errorResponse(p.r, 500, "Unexpected error.")
+		}
+	}()
+	ids, err := p.post.Wait(p.ctx)
 	if err != nil {
-		return apiError(r, err)
+		return apiError(p.r, err)
 	}
-	return response(r, 201, map[string]any{"message_ids": ids})
+	return response(p.r, 201, map[string]any{"message_ids": ids})
 }
 
 func (c *conn) claimAction(ctx context.Context, r *request, q string) map[string]any {

@@ -40,13 +40,18 @@ type conn struct {
 	closeOnce sync.Once
 	closeErr  *websocket.CloseError // why done was closed; set before it
 
-	// While a request runs, pushed frames wait in held and follow its
-	// answer: a client reading "the next frame" after a request (as
+	// While requests run, pushed frames wait in held and follow their
+	// answers: a client reading "the next frame" after a request (as
 	// python-zaqarclient does) gets the answer, not a notification its
 	// own post caused.
-	hmu  sync.Mutex
-	busy bool
-	held []frame
+	hmu      sync.Mutex
+	inflight int // requests read and not yet answered
+	held     []frame
+
+	// answers carries each request's answer, in request order, from the
+	// read loop to the answer loop; pending counts those not yet sent.
+	answers chan reply
+	pending sync.WaitGroup
 
 	// notifyEnc is the encoding of notifications: that of the last
 	// successful subscription_create over this connection (contract §4.7).
@@ -86,22 +91,30 @@ func newConn(s *Server, wsc *websocket.Conn, r *http.Request) *conn {
 		}
 	}
 	return &conn{s: s, ws: wsc, id: newConnID(), host: host,
-		send: make(chan frame, s.cfg.SendQueue), done: make(chan struct{}), subs: map[subKey]string{}}
+		send: make(chan frame, s.cfg.SendQueue), answers: make(chan reply, s.cfg.Pipeline),
+		done: make(chan struct{}), subs: map[subKey]string{}}
 }
 
-// serve runs the connection: a writer goroutine, and the read loop here.
+// serve runs the connection: a writer goroutine, an answer goroutine, and
+// the read loop here.
 func (c *conn) serve() {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.writeLoop()
-	}()
+	wg.Go(c.writeLoop)
+	wg.Go(c.answerLoop)
 	c.readLoop()
+	close(c.answers)
 	c.close(websocket.CloseNormalClosure, "")
 	wg.Wait()
 	c.ws.Close()
 	c.cleanup()
+}
+
+// reply is the answer to one request: known at once, or that of a post
+// whose write is on its way (a pipelined message_post).
+type reply struct {
+	enc  encoding
+	resp map[string]any // nil: nothing to send (stream_subscribe answered)
+	post *pendingPost
 }
 
 func (c *conn) readLoop() {
@@ -124,44 +137,78 @@ func (c *conn) readLoop() {
 		if mt == websocket.BinaryMessage {
 			enc = encMsgpack
 		}
-		c.hold(true)
-		resp := c.safeHandle(enc, data)
-		if resp != nil { // nil: the action answered on its own (stream_subscribe)
-			out, err := encodeFrame(enc, resp)
-			if err != nil {
-				c.s.cfg.Logger.Error("encode answer", "err", err)
-				out, _ = encodeFrame(enc, errorResponse(nil, 500, "Unexpected error."))
+		c.begin()
+		rep := c.safeRequest(enc, data)
+		c.pending.Add(1)
+		// Answers wait for room in the queue: a client that sends but does
+		// not read simply stops being read.
+		select {
+		case c.answers <- rep:
+		case <-c.done:
+			if rep.post != nil {
+				rep.post.cancel()
 			}
-			// Answers wait for room in the queue: a client that sends but
-			// does not read simply stops being read.
-			select {
-			case c.send <- frame{enc: enc, data: out}:
-			case <-c.done:
-				return
-			}
+			c.pending.Done()
+			return
 		}
-		c.hold(false)
 	}
 }
 
-// safeHandle is handle that answers 500 instead of taking the process
-// (and the connection's teardown) down with a panic.
-func (c *conn) safeHandle(enc encoding, data []byte) (resp map[string]any) {
+// safeRequest runs one request frame (see request) and answers 500
+// instead of taking the process (and the connection's teardown) down with
+// a panic.
+func (c *conn) safeRequest(enc encoding, data []byte) (rep reply) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.s.cfg.Logger.Error("panic in WebSocket action", "panic", v)
-			resp = errorResponse(nil, 500, "Unexpected error.")
+			rep = reply{enc: enc, resp: errorResponse(nil, 500, "Unexpected error.")}
 		}
 	}()
-	return c.handle(enc, data)
+	return c.request(enc, data)
 }
 
-// hold starts or ends a request; ending it releases the held frames.
-func (c *conn) hold(on bool) {
+// drain waits until every request read so far is answered: an action
+// other than message_post runs only then, so it sees the connection's
+// earlier posts (read-your-writes) and its answer follows theirs.
+func (c *conn) drain() { c.pending.Wait() }
+
+// answerLoop sends the answers in request order, waiting for those of
+// pipelined posts.
+func (c *conn) answerLoop() {
+	for rep := range c.answers {
+		resp := rep.resp
+		if rep.post != nil {
+			resp = c.finishPost(rep.post)
+		}
+		if resp != nil {
+			out, err := encodeFrame(rep.enc, resp)
+			if err != nil {
+				c.s.cfg.Logger.Error("encode answer", "err", err)
+				out, _ = encodeFrame(rep.enc, errorResponse(nil, 500, "Unexpected error."))
+			}
+			select {
+			case c.send <- frame{enc: rep.enc, data: out}:
+			case <-c.done:
+			}
+		}
+		c.pending.Done()
+		c.end()
+	}
+}
+
+// begin and end bracket a request, from reading it to sending its answer;
+// the last end releases the held frames.
+func (c *conn) begin() {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
-	c.busy = on
-	if on {
+	c.inflight++
+}
+
+func (c *conn) end() {
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	c.inflight--
+	if c.inflight > 0 {
 		return
 	}
 	for _, f := range c.held {
@@ -182,6 +229,7 @@ func (c *conn) writeLoop() {
 			if f.close != nil {
 				c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(f.close.Code, f.close.Text))
 				c.ws.Close() // ends the read loop
+				c.close(f.close.Code, f.close.Text)
 				return
 			}
 			mt := websocket.TextMessage
@@ -189,12 +237,12 @@ func (c *conn) writeLoop() {
 				mt = websocket.BinaryMessage
 			}
 			if err := c.ws.WriteMessage(mt, f.data); err != nil {
-				c.ws.Close()
+				c.broken()
 				return
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
-				c.ws.Close()
+				c.broken()
 				return
 			}
 		case <-c.done:
@@ -209,19 +257,30 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// broken ends a connection whose socket failed: nothing more can be sent,
+// so everything waiting to send stops.
+func (c *conn) broken() {
+	c.ws.Close() // ends the read loop
+	c.close(websocket.CloseAbnormalClosure, "")
+}
+
 // push queues a server-initiated frame (a notification). It never blocks:
-// a socket whose queue is full is closed as a slow consumer.
+// a socket whose queue is full is closed as a slow consumer. While
+// requests run it holds the frame back, unless a client pipelining
+// without pause has kept it waiting for a queue's worth of frames.
 func (c *conn) push(f frame) bool {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
-	if c.busy {
-		if len(c.held) >= c.s.cfg.SendQueue {
-			c.close(websocket.ClosePolicyViolation, "Slow consumer: too many frames waiting.")
-			return false
-		}
+	if c.inflight > 0 && len(c.held) < c.s.cfg.SendQueue {
 		c.held = append(c.held, f)
 		return true
 	}
+	for _, h := range c.held {
+		if !c.enqueue(h) {
+			return false
+		}
+	}
+	c.held = nil
 	return c.enqueue(f)
 }
 

@@ -39,6 +39,10 @@ type Config struct {
 	// whose queue is full when a notification arrives is closed with
 	// 1008 as a slow consumer.
 	SendQueue int
+	// Pipeline bounds the requests of one connection read and not yet
+	// answered (64): message_post frames sent without waiting for their
+	// answers are written to the log together, in order.
+	Pipeline int
 	// MaxConns bounds the open connections of the process (10000); past
 	// it upgrades are refused with 503.
 	MaxConns int
@@ -64,6 +68,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.SendQueue == 0 {
 		c.SendQueue = 256
+	}
+	if c.Pipeline == 0 {
+		c.Pipeline = 64
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 10000

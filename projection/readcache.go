@@ -1,0 +1,137 @@
+package projection
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// readCache holds what nearly every request reads and few events change:
+// whether a queue exists, its metadata and creation time (not its message
+// counters, which change with every post), and its pool placement.
+//
+// Readers fill it; appliers never write to it. When a batch that created or
+// deleted a queue, changed its metadata or changed a placement commits, the
+// projector empties the cache before it advances the watermark, so a
+// request that waited for its own write never reads an older value. A
+// reader that read the database before such a commit must not store what
+// it read after the cache was emptied: every fill carries the generation it
+// started at, and fills from an older generation are dropped.
+type readCache struct {
+	mu     sync.RWMutex
+	gen    uint64
+	queues map[string]cachedQueue
+	places map[string]string
+}
+
+type cachedQueue struct {
+	exists   bool
+	metadata []byte
+	created  int64
+}
+
+// maxReadCache bounds each map of the cache; past it a map starts over.
+const maxReadCache = 1 << 16
+
+func newReadCache() *readCache {
+	return &readCache{queues: map[string]cachedQueue{}, places: map[string]string{}}
+}
+
+func (c *readCache) queue(k string) (cachedQueue, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	q, ok := c.queues[k]
+	return q, c.gen, ok
+}
+
+func (c *readCache) putQueue(k string, q cachedQueue, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.queues) >= maxReadCache {
+		clear(c.queues)
+	}
+	c.queues[k] = q
+}
+
+func (c *readCache) placement(k string) (string, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p, ok := c.places[k]
+	return p, c.gen, ok
+}
+
+func (c *readCache) putPlacement(k, pool string, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.places) >= maxReadCache {
+		clear(c.places)
+	}
+	c.places[k] = pool
+}
+
+// invalidate empties the cache and starts a new generation.
+func (c *readCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.queues)
+	clear(c.places)
+}
+
+// committed is called after a batch applied by a commits: it empties the
+// read cache when the batch changed what the cache holds.
+func (s *Store) committed(a *applier) {
+	if a.catalogChanged {
+		a.catalogChanged = false
+		s.cache.invalidate()
+	}
+}
+
+// QueueMetadata returns a queue's metadata (compact JSON, as stored) and
+// creation time, and whether the queue exists. Unlike Queue it is served
+// from memory after the first read. The slice must not be modified.
+func (s *Store) QueueMetadata(project, queue string) (metadata []byte, created int64, exists bool, err error) {
+	k := string(queueKey(project, queue))
+	c, gen, ok := s.cache.queue(k)
+	if ok {
+		return c.metadata, c.created, c.exists, nil
+	}
+	q, err := getQueue(s.db, project, queue)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if q != nil {
+		c = cachedQueue{exists: true, metadata: q.Metadata, created: q.Created}
+	}
+	s.cache.putQueue(k, c, gen)
+	return c.metadata, c.created, c.exists, nil
+}
+
+// Placement returns the pool a queue is placed on, or "" when it lives in
+// the node's own log.
+func (s *Store) Placement(project, queue string) (string, error) {
+	k := placementKey(project, queue)
+	pool, gen, ok := s.cache.placement(string(k))
+	if ok {
+		return pool, nil
+	}
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		s.cache.putPlacement(string(k), "", gen)
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer closer.Close()
+	pool = string(v)
+	s.cache.putPlacement(string(k), pool, gen)
+	return pool, nil
+}
