@@ -225,15 +225,22 @@ func (s *Service) writeTo(ctx context.Context, c Caller, r *projection.Replica, 
 }
 
 // pendingWrite is an event on its way to the log; wait returns what write
-// returns.
+// returns. The goroutine waiting is woken once, when the event is applied
+// (or the append failed): the log's acknowledgement goes straight to the
+// projector's watermark instead of through it.
 type pendingWrite struct {
-	s        *Service
-	r        *projection.Replica
-	ev       *hlog.Event
-	rec      *hlog.Record
-	span     trace.Span
-	start    time.Time
-	appended chan error // the log's answer
+	s     *Service
+	r     *projection.Replica
+	ev    *hlog.Event
+	rec   *hlog.Record
+	span  trace.Span
+	start time.Time
+	// result receives the append's error, or nil once the event is
+	// applied; appended is closed when the log acknowledged it, after
+	// stopWaiting is set.
+	result      chan error
+	appended    chan struct{}
+	stopWaiting func()
 	// answered is set when the result is known without waiting: a repeat
 	// of an applied request, or a failure before the append.
 	answered bool
@@ -277,8 +284,17 @@ func (s *Service) startWriteTo(ctx context.Context, c Caller, r *projection.Repl
 		w.answered, w.err = true, err
 		return w
 	}
-	w.rec, w.start, w.appended = rec, time.Now(), make(chan error, 1)
-	r.Log.AppendAsync(ctx, rec, func(err error) { w.appended <- err })
+	w.rec, w.start = rec, time.Now()
+	w.result, w.appended = make(chan error, 1), make(chan struct{})
+	r.Log.AppendAsync(ctx, rec, func(err error) {
+		if err != nil {
+			w.result <- err
+			return
+		}
+		s.appendDur.Record(context.Background(), time.Since(w.start).Seconds())
+		w.stopWaiting = r.Projector.OnApplied(rec.Partition, rec.Offset, func() { w.result <- nil })
+		close(w.appended)
+	})
 	return w
 }
 
@@ -287,25 +303,46 @@ func (w *pendingWrite) wait(ctx context.Context) (int32, int64, *projection.Outc
 		return w.p, w.off, w.out, w.err
 	}
 	defer w.span.End()
+	timer := time.NewTimer(w.s.cfg.ApplyTimeout)
+	defer timer.Stop()
+	var late error // why the wait ended before the event was applied
+	select {
+	case err := <-w.result:
+		return w.applied(err)
+	case <-timer.C:
+		late = Unavailable("The request was recorded but is not applied yet.", context.DeadlineExceeded)
+	case <-ctx.Done():
+		late = ctx.Err()
+	}
+	// Until the log has answered, the record may still become durable:
+	// wait for its answer whatever ctx says, so a failure is never
+	// reported for a write that happened.
+	select {
+	case <-w.appended:
+	case err := <-w.result:
+		return w.applied(err)
+	}
+	w.stopWaiting()
+	select {
+	case err := <-w.result: // applied meanwhile
+		return w.applied(err)
+	default:
+		return 0, 0, nil, late
+	}
+}
+
+// applied finishes a write whose result came: the log's error, or nil when
+// the event is applied.
+func (w *pendingWrite) applied(err error) (int32, int64, *projection.Outcome, error) {
 	ev, rec, r := w.ev, w.rec, w.r
-	if err := <-w.appended; err != nil {
+	if err != nil {
 		w.span.RecordError(err)
 		if errors.Is(err, hlog.ErrReadOnly) {
 			return 0, 0, nil, ReadOnly("Nothing can be changed here.")
 		}
 		return 0, 0, nil, Unavailable(fmt.Sprintf("%s could not be written.", ev.Type), err)
 	}
-	w.s.appendDur.Record(ctx, time.Since(w.start).Seconds())
 	w.span.SetAttributes(attribute.Int("herald.partition", int(rec.Partition)), attribute.Int64("herald.offset", rec.Offset))
-
-	wctx, cancel := context.WithTimeout(ctx, w.s.cfg.ApplyTimeout)
-	defer cancel()
-	if err := r.Projector.WaitApplied(wctx, rec.Partition, rec.Offset); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return 0, 0, nil, Unavailable("The request was recorded but is not applied yet.", err)
-		}
-		return 0, 0, nil, err
-	}
 	if !projection.HasOutcome(ev.Type) && ev.Idempotency == nil {
 		return rec.Partition, rec.Offset, nil, nil
 	}

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -48,21 +49,98 @@ type watermark struct {
 
 	applied atomic.Int64
 	mu      sync.Mutex
-	ch      chan struct{}
+	// waiting holds the callbacks of offsets not applied yet, a min-heap
+	// by offset: an advance calls exactly those it reached, so a commit
+	// wakes the requests it answers and no others. Callbacks given up on
+	// (their request ended) stay until reached or until they are most of
+	// the heap, which is then rebuilt without them.
+	waiting   waiters
+	abandoned int
+}
+
+type waiter struct {
+	off  int64
+	fn   func()
+	gone bool // given up on; guarded by watermark.mu
+}
+
+type waiters []*waiter
+
+func (h waiters) Len() int           { return len(h) }
+func (h waiters) Less(i, j int) bool { return h[i].off < h[j].off }
+func (h waiters) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *waiters) Push(x any)        { *h = append(*h, x.(*waiter)) }
+func (h *waiters) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return w
 }
 
 func (w *watermark) advance(to int64) {
 	w.mu.Lock()
 	w.applied.Store(to)
-	close(w.ch)
-	w.ch = make(chan struct{})
+	var due []func()
+	for len(w.waiting) > 0 && w.waiting[0].off < to {
+		wt := heap.Pop(&w.waiting).(*waiter)
+		if wt.gone {
+			w.abandoned--
+			continue
+		}
+		due = append(due, wt.fn)
+	}
 	w.mu.Unlock()
+	for _, fn := range due {
+		fn()
+	}
 }
 
-func (w *watermark) wait() <-chan struct{} {
+// onApplied calls fn once the event at off is applied: at once when it
+// is, else from the apply loop. It returns the waiter to abandon, or nil
+// when fn ran already.
+func (w *watermark) onApplied(off int64, fn func()) *waiter {
+	if w.applied.Load() > off {
+		fn()
+		return nil
+	}
+	w.mu.Lock()
+	if w.applied.Load() > off {
+		w.mu.Unlock()
+		fn()
+		return nil
+	}
+	wt := &waiter{off: off, fn: fn}
+	heap.Push(&w.waiting, wt)
+	w.mu.Unlock()
+	return wt
+}
+
+// abandon drops wt, whose fn is no longer wanted (it may still run when
+// the apply loop reached it first).
+func (w *watermark) abandon(wt *waiter) {
+	if wt == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ch
+	if wt.gone {
+		return
+	}
+	wt.gone = true
+	w.abandoned++
+	if w.abandoned > 1024 && w.abandoned > len(w.waiting)/2 {
+		kept := w.waiting[:0]
+		for _, x := range w.waiting {
+			if !x.gone {
+				kept = append(kept, x)
+			}
+		}
+		clear(w.waiting[len(kept):])
+		w.waiting = kept
+		heap.Init(&w.waiting)
+		w.abandoned = 0
+	}
 }
 
 // ProjectorOptions configures a Projector.
@@ -91,7 +169,7 @@ func NewProjector(s *Store, l hlog.Log, opts ProjectorOptions) *Projector {
 		parts:  make([]*watermark, l.Partitions()),
 	}
 	for i := range p.parts {
-		p.parts[i] = &watermark{ch: make(chan struct{})}
+		p.parts[i] = &watermark{}
 	}
 	return p
 }
@@ -143,17 +221,27 @@ func (p *Projector) Applied(part int32) int64 { return p.parts[part].applied.Loa
 // WaitApplied blocks until the event at (part, off) is applied.
 func (p *Projector) WaitApplied(ctx context.Context, part int32, off int64) error {
 	w := p.parts[part]
-	for {
-		ch := w.wait()
-		if w.applied.Load() > off {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if w.applied.Load() > off {
+		return nil
 	}
+	ch := make(chan struct{})
+	wt := w.onApplied(off, func() { close(ch) })
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		w.abandon(wt)
+		return ctx.Err()
+	}
+}
+
+// OnApplied calls fn once the event at (part, off) is applied: at once
+// when it is, else from the partition's apply loop, so fn must not block.
+// Cancel gives up on a callback not called yet.
+func (p *Projector) OnApplied(part int32, off int64, fn func()) (cancel func()) {
+	w := p.parts[part]
+	wt := w.onApplied(off, fn)
+	return func() { w.abandon(wt) }
 }
 
 // CatchUp waits until every partition has applied everything that was

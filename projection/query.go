@@ -79,12 +79,58 @@ func loadBody(r pebble.Reader, prefix []byte, m *Message) error {
 
 // loadBodies reads the bodies of msgs.
 func loadBodies(r pebble.Reader, prefix []byte, msgs []Message) error {
+	seqs := make([]uint64, len(msgs))
 	for i := range msgs {
-		if err := loadBody(r, prefix, &msgs[i]); err != nil {
+		seqs[i] = msgs[i].Seq
+	}
+	return readSeqs(r, prefix, bodyKey, seqs, func(i int, v []byte) error {
+		if v == nil {
+			return fmt.Errorf("projection: body of message %s: %w", msgs[i].ID, pebble.ErrNotFound)
+		}
+		msgs[i].Body = append([]byte(nil), v...)
+		return nil
+	})
+}
+
+// readSeqs calls fn(i, value) with the value stored at key(prefix, seqs[i])
+// for each i, in order, with nil for a missing key. The value is only
+// valid during the call. It reads with one iterator instead of a lookup
+// per key: the messages of a claim or a page are mostly adjacent, so each
+// one after the first costs a step, not a seek through every level.
+func readSeqs(r pebble.Reader, prefix []byte, key func([]byte, uint64) []byte, seqs []uint64, fn func(i int, v []byte) error) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	lo, hi := seqs[0], seqs[0]
+	for _, s := range seqs {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: key(prefix, lo), UpperBound: key(prefix, hi+1)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	valid := false
+	for i, s := range seqs {
+		want := key(prefix, s)
+		if !valid || !bytes.Equal(it.Key(), want) {
+			valid = it.SeekGE(want)
+		}
+		if !valid || !bytes.Equal(it.Key(), want) {
+			if err := it.Error(); err != nil {
+				return err
+			}
+			if err := fn(i, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(i, it.Value()); err != nil {
 			return err
 		}
+		valid = it.Next()
 	}
-	return nil
+	return it.Error()
 }
 
 // scanMessages calls fn with the header of each stored message with
@@ -123,14 +169,21 @@ func getClaim(r pebble.Reader, prefix []byte, id string, now int64) (*Claim, []M
 		return nil, nil, err
 	}
 	var msgs []Message
-	for _, seq := range c.Seqs {
-		m, err := getMessage(r, prefix, seq)
-		if err != nil {
-			return nil, nil, err
+	err = readSeqs(r, prefix, msgKey, c.Seqs, func(_ int, v []byte) error {
+		if v == nil {
+			return nil
 		}
-		if m != nil && m.ClaimID == id && m.Live(now) {
-			msgs = append(msgs, *m)
+		var m Message
+		if err := decodeHeader(v, &m); err != nil {
+			return err
 		}
+		if m.ClaimID == id && m.Live(now) {
+			msgs = append(msgs, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(msgs) == 0 {
 		return nil, nil, nil

@@ -40,7 +40,7 @@ func OpenStoreReadOnly(dir string, logger *slog.Logger) (*Store, error) {
 }
 
 func open(dir string, logger *slog.Logger, readOnly bool) (*Store, error) {
-	cache := pebble.NewCache(64 << 20)
+	cache := pebble.NewCache(512 << 20)
 	defer cache.Unref()
 	opts := &pebble.Options{
 		Logger: hlog.PebbleLogger(logger),
