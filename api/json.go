@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	fastjson "github.com/goccy/go-json"
 	"github.com/heraldmq/herald/projection"
 )
 
@@ -20,7 +21,7 @@ func ParseJSON(b []byte) (any, *Error) {
 	if !utf8.Valid(b) {
 		return nil, ErrBodyUnparseable
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := fastjson.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {

@@ -1,8 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseJSON(t *testing.T) {
@@ -105,15 +110,24 @@ func TestParsePatch(t *testing.T) {
 }
 
 // FuzzParseJSON: request bodies come from strangers; the parser must never
-// panic and must accept only objects or arrays.
+// panic, must accept only objects or arrays, and must read exactly what
+// encoding/json reads.
 func FuzzParseJSON(f *testing.F) {
-	for _, s := range []string{`{}`, `[]`, `{"messages":[{"body":1,"ttl":60}]}`, `{"a":9223372036854775808}`, `"x"`, "\xff", `[1e999]`} {
+	for _, s := range []string{`{}`, `[]`, `{"messages":[{"body":1,"ttl":60}]}`, `{"a":9223372036854775808}`, `"x"`, "\xff", `[1e999]`,
+		`{"a":1,"a":2}`, `[1.0, -0, 1E+2, "\u00e9\ud83d\ude00", null, true]`, `{} ]`, `[] x`, `{"a":"\ud800"}`, "{\"a\":\"\x01\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := ParseJSON(b)
+		want, wantErr := stdParse(b)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q: parsed with error %v, encoding/json says %v", b, err, wantErr)
+		}
 		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(v, want) {
+			t.Fatalf("%q: parsed as %#v, encoding/json reads %#v", b, v, want)
 		}
 		switch v.(type) {
 		case map[string]any, []any:
@@ -129,4 +143,29 @@ func FuzzParseJSON(f *testing.F) {
 			ParsePatch(a)
 		}
 	})
+}
+
+// stdParse is what ParseJSON accepted when it used encoding/json.
+func stdParse(b []byte) (any, error) {
+	if !utf8.Valid(b) {
+		return nil, errors.New("not UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+	default:
+		return nil, errors.New("not an object or array")
+	}
+	if !IntsFit(v) {
+		return nil, errors.New("integer too large")
+	}
+	return v, nil
 }

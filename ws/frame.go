@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	fastjson "github.com/goccy/go-json"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
@@ -32,7 +33,7 @@ func decodeFrame(enc encoding, data []byte) (any, error) {
 		if !utf8.Valid(data) {
 			return nil, fmt.Errorf("Can't decode text (JSON) request. UnicodeDecodeError: invalid UTF-8")
 		}
-		d := json.NewDecoder(bytes.NewReader(data))
+		d := fastjson.NewDecoder(bytes.NewReader(data))
 		d.UseNumber()
 		var v any
 		if err := d.Decode(&v); err != nil {
@@ -223,7 +224,7 @@ func fromMsgpack(v any) (any, error) {
 func encodeFrame(enc encoding, v any) ([]byte, error) {
 	if enc == encJSON {
 		var buf bytes.Buffer
-		e := json.NewEncoder(&buf)
+		e := fastjson.NewEncoder(&buf)
 		e.SetEscapeHTML(false)
 		if err := e.Encode(v); err != nil {
 			return nil, err

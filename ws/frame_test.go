@@ -3,6 +3,7 @@ package ws
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -59,6 +60,16 @@ func FuzzDecodeFrame(f *testing.F) {
 			enc = encMsgpack
 		}
 		v, err := decodeFrame(enc, data)
+		if !binary {
+			// Text frames read exactly as encoding/json reads them.
+			want, wantErr := stdDecode(data)
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("%q: decoded with error %v, encoding/json says %v", data, err, wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(v, want) {
+				t.Fatalf("%q: decoded as %#v, encoding/json reads %#v", data, v, want)
+			}
+		}
 		if err != nil {
 			prefix := "Can't decode text (JSON) request. "
 			if binary {
@@ -75,6 +86,17 @@ func FuzzDecodeFrame(f *testing.F) {
 		out, err := encodeFrame(enc, v)
 		if err != nil {
 			t.Fatalf("decoded %#v does not encode: %v", v, err)
+		}
+		if !binary {
+			var std bytes.Buffer
+			e := json.NewEncoder(&std)
+			e.SetEscapeHTML(false)
+			if err := e.Encode(v); err != nil {
+				t.Fatal(err)
+			}
+			if want := bytes.TrimRight(std.Bytes(), "\n"); !bytes.Equal(out, want) {
+				t.Fatalf("%#v encodes as %s, encoding/json as %s", v, out, want)
+			}
 		}
 		again, err := decodeFrame(enc, out)
 		if err != nil {
@@ -264,4 +286,22 @@ func TestDecodeFrameRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stdDecode is what decodeFrame accepted from text frames when it used
+// encoding/json.
+func stdDecode(data []byte) (any, error) {
+	if !utf8.Valid(data) {
+		return nil, errors.New("not UTF-8")
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, errors.New("extra data")
+	}
+	return v, nil
 }

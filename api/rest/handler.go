@@ -6,7 +6,6 @@ package rest
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"mime"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	fastjson "github.com/goccy/go-json"
 	"github.com/julienschmidt/httprouter"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -405,7 +405,7 @@ func readBody(r *http.Request, limit int64, tooLarge func() *api.Error) (body []
 // writeJSON writes v as JSON with status. Non-ASCII stays literal.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	enc := fastjson.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		writeError(w, &api.Error{Status: 500, Title: api.TitleInternal, Description: err.Error()})
