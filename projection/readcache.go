@@ -38,42 +38,35 @@ func newReadCache() *readCache {
 	return &readCache{queues: map[string]cachedQueue{}, places: map[string]string{}}
 }
 
-func (c *readCache) queue(k string) (cachedQueue, uint64, bool) {
+func (c *readCache) queue(k string) (cachedQueue, uint64, bool) { return cacheGet(c, c.queues, k) }
+
+func (c *readCache) putQueue(k string, q cachedQueue, gen uint64) { cachePut(c, c.queues, k, q, gen) }
+
+func (c *readCache) placement(k string) (string, uint64, bool) { return cacheGet(c, c.places, k) }
+
+func (c *readCache) putPlacement(k, pool string, gen uint64) { cachePut(c, c.places, k, pool, gen) }
+
+// cacheGet looks k up in m, one of c's maps, and returns the generation
+// a fill after a miss must carry.
+func cacheGet[V any](c *readCache, m map[string]V, k string) (V, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	q, ok := c.queues[k]
-	return q, c.gen, ok
+	v, ok := m[k]
+	return v, c.gen, ok
 }
 
-func (c *readCache) putQueue(k string, q cachedQueue, gen uint64) {
+// cachePut stores v under k in m, one of c's maps, unless the cache was
+// emptied since gen.
+func cachePut[V any](c *readCache, m map[string]V, k string, v V, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		return
 	}
-	if len(c.queues) >= maxReadCache {
-		clear(c.queues)
+	if len(m) >= maxReadCache {
+		clear(m)
 	}
-	c.queues[k] = q
-}
-
-func (c *readCache) placement(k string) (string, uint64, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	p, ok := c.places[k]
-	return p, c.gen, ok
-}
-
-func (c *readCache) putPlacement(k, pool string, gen uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if len(c.places) >= maxReadCache {
-		clear(c.places)
-	}
-	c.places[k] = pool
+	m[k] = v
 }
 
 // invalidate empties the cache and starts a new generation.
