@@ -235,6 +235,9 @@ type pendingWrite struct {
 	rec   *hlog.Record
 	span  trace.Span
 	start time.Time
+	// deadline ends the wait for the apply (ApplyTimeout after the start,
+	// however late the waiting begins, as for pipelined posts).
+	deadline time.Time
 	// result receives the append's error, or nil once the event is
 	// applied; appended is closed when the log acknowledged it, after
 	// stopWaiting is set.
@@ -285,6 +288,7 @@ func (s *Service) startWriteTo(ctx context.Context, c Caller, r *projection.Repl
 		return w
 	}
 	w.rec, w.start = rec, time.Now()
+	w.deadline = w.start.Add(s.cfg.ApplyTimeout)
 	w.result, w.appended = make(chan error, 1), make(chan struct{})
 	r.Log.AppendAsync(ctx, rec, func(err error) {
 		if err != nil {
@@ -303,7 +307,7 @@ func (w *pendingWrite) wait(ctx context.Context) (int32, int64, *projection.Outc
 		return w.p, w.off, w.out, w.err
 	}
 	defer w.span.End()
-	timer := time.NewTimer(w.s.cfg.ApplyTimeout)
+	timer := time.NewTimer(time.Until(w.deadline))
 	defer timer.Stop()
 	var late error // why the wait ended before the event was applied
 	select {

@@ -61,7 +61,7 @@ type watermark struct {
 type waiter struct {
 	off  int64
 	fn   func()
-	gone bool // given up on; guarded by watermark.mu
+	gone bool // given up on, or out of the heap; guarded by watermark.mu
 }
 
 type waiters []*waiter
@@ -88,6 +88,7 @@ func (w *watermark) advance(to int64) {
 			w.abandoned--
 			continue
 		}
+		wt.gone = true // out of the heap: abandoning it now changes nothing
 		due = append(due, wt.fn)
 	}
 	w.mu.Unlock()

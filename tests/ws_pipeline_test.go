@@ -101,3 +101,40 @@ func nextMarker(t *testing.T, page map[string]any) string {
 	t.Fatalf("no next link in %v", page)
 	return ""
 }
+
+// TestWSPipelinedPostsWithNotifications: a socket subscribed to a queue
+// that pipelines posts to it gets every answer in order and every
+// notification, and is not taken for a slow consumer however many
+// notifications its posts cause while its pipeline is never empty.
+func TestWSPipelinedPostsWithNotifications(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	c := newClient(t, n)
+	w := wsDial(t, n, c.Project)
+	expectStatus(t, w.do(false, "subscription_create", map[string]any{"queue_name": "q", "ttl": 3600}), 201)
+	const posts, each = 40, 10 // 400 notifications: more than a socket's queue
+	for i := range posts {
+		msgs := make([]any, each)
+		for j := range msgs {
+			msgs[j] = map[string]any{"body": i*each + j, "ttl": 600}
+		}
+		w.send(false, map[string]any{"action": "message_post", "headers": w.headers(),
+			"body": map[string]any{"queue_name": "q", "messages": msgs}})
+	}
+	answers, notified := 0, 0
+	for answers < posts || notified < posts*each {
+		_, m := w.next()
+		if _, ok := m["request"]; ok {
+			wcBody(t, m, 201)
+			body := m["request"].(map[string]any)["body"].(map[string]any)["messages"].([]any)[0].(map[string]any)["body"]
+			if body != float64(answers*each) {
+				t.Fatalf("answer %d answers the post starting at %v", answers, body)
+			}
+			answers++
+			continue
+		}
+		if m["Message_Type"] != "Notification" || m["body"] != float64(notified) {
+			t.Fatalf("notification %d: %v", notified, m)
+		}
+		notified++
+	}
+}

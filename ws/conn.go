@@ -40,8 +40,8 @@ type conn struct {
 	closeOnce sync.Once
 	closeErr  *websocket.CloseError // why done was closed; set before it
 
-	// While requests run, pushed frames wait in held and follow their
-	// answers: a client reading "the next frame" after a request (as
+	// While requests run, pushed frames wait in held and follow the next
+	// answer: a client reading "the next frame" after a request (as
 	// python-zaqarclient does) gets the answer, not a notification its
 	// own post caused.
 	hmu      sync.Mutex
@@ -147,6 +147,7 @@ func (c *conn) readLoop() {
 		case <-c.done:
 			if rep.post != nil {
 				rep.post.cancel()
+				c.finishPost(rep.post)
 			}
 			c.pending.Done()
 			return
@@ -178,6 +179,13 @@ func (c *conn) answerLoop() {
 	for rep := range c.answers {
 		resp := rep.resp
 		if rep.post != nil {
+			select {
+			case <-c.done:
+				// Nobody will read the answer: stop waiting for the apply
+				// (the log's own answer is still awaited).
+				rep.post.cancel()
+			default:
+			}
 			resp = c.finishPost(rep.post)
 		}
 		if resp != nil {
@@ -197,7 +205,7 @@ func (c *conn) answerLoop() {
 }
 
 // begin and end bracket a request, from reading it to sending its answer;
-// the last end releases the held frames.
+// end releases the held frames behind the answer.
 func (c *conn) begin() {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
@@ -208,9 +216,6 @@ func (c *conn) end() {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
 	c.inflight--
-	if c.inflight > 0 {
-		return
-	}
 	for _, f := range c.held {
 		if !c.enqueue(f) {
 			break
@@ -266,21 +271,18 @@ func (c *conn) broken() {
 
 // push queues a server-initiated frame (a notification). It never blocks:
 // a socket whose queue is full is closed as a slow consumer. While
-// requests run it holds the frame back, unless a client pipelining
-// without pause has kept it waiting for a queue's worth of frames.
+// requests run it holds the frame back until the next answer is queued.
 func (c *conn) push(f frame) bool {
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
-	if c.inflight > 0 && len(c.held) < c.s.cfg.SendQueue {
+	if c.inflight > 0 {
+		if len(c.held) >= c.s.cfg.SendQueue {
+			c.close(websocket.ClosePolicyViolation, "Slow consumer: too many frames waiting.")
+			return false
+		}
 		c.held = append(c.held, f)
 		return true
 	}
-	for _, h := range c.held {
-		if !c.enqueue(h) {
-			return false
-		}
-	}
-	c.held = nil
 	return c.enqueue(f)
 }
 
