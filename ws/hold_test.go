@@ -21,7 +21,7 @@ func TestHeldFramesFollowTheNextAnswer(t *testing.T) {
 			t.Fatalf("round %d: %d frames went out before the answer", round, len(c.send))
 		}
 		c.send <- frame{data: []byte("answer")} // the answer loop sends an answer,
-		c.end()                                // then ends its request
+		c.end()                                 // then ends its request
 		if got := len(c.send); got != queue {
 			t.Fatalf("round %d: %d frames queued after the answer, want the answer and %d held", round, got, queue-1)
 		}
