@@ -371,14 +371,14 @@ func (s *Service) CreateClaim(ctx context.Context, c Caller, queue string, limit
 // event: _max_claim_count and _dead_letter_queue must both be set (a null
 // count means no limit), _dead_letter_queue_messages_ttl is optional.
 func deadLetterSettings(store *projection.Store, c Caller, queue string, pl *hlog.ClaimCreatedV1) error {
-	q, err := store.Queue(c.Project, queue)
+	raw, exists, err := store.QueueMetadata(c.Project, queue)
 	if err != nil {
 		return Unavailable("Messages could not be claimed.", err)
 	}
-	if q == nil || !strings.Contains(string(q.Metadata), "_dead_letter_queue") {
+	if !exists || !strings.Contains(string(raw), "_dead_letter_queue") {
 		return nil
 	}
-	meta, err := projection.DecodeObject(q.Metadata)
+	meta, err := projection.DecodeObject(raw)
 	if err != nil {
 		return Unavailable("Messages could not be claimed.", err)
 	}

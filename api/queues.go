@@ -55,7 +55,7 @@ func (s *Service) QueueMetadata(ctx context.Context, c Caller, queue string) (ma
 	if err != nil {
 		return nil, false, err
 	}
-	raw, _, exists, err := store.QueueMetadata(c.Project, queue)
+	raw, exists, err := store.QueueMetadata(c.Project, queue)
 	if err != nil {
 		return nil, false, Unavailable("Queue metadata could not be retrieved.", err)
 	}

@@ -321,8 +321,8 @@ func (w *worker) probe(ctx context.Context, sub *projection.Subscription) {
 // policy is the retry policy of a subscription's webhooks.
 func (w *worker) policy(sub *projection.Subscription) *Policy {
 	var qp *Policy
-	if q, err := w.pt.n.store.Queue(w.t.Project, w.t.Queue); err == nil && q != nil {
-		qp = policyOf(q.Metadata)
+	if meta, exists, err := w.pt.n.store.QueueMetadata(w.t.Project, w.t.Queue); err == nil && exists {
+		qp = policyOf(meta)
 	}
 	return effectivePolicy(policyOf(sub.Options), qp)
 }

@@ -89,7 +89,7 @@ func (a *applier) cacheQueue(k string, q *Queue) {
 // putQueue writes a queue record.
 func (a *applier) putQueue(b *pebble.Batch, project string, q *Queue) error {
 	k := queueKey(project, q.Name)
-	if prev, known := a.queues[string(k)]; !known || prev == nil || prev.Created != q.Created || !bytes.Equal(prev.Metadata, q.Metadata) {
+	if prev, known := a.queues[string(k)]; !known || prev == nil || !bytes.Equal(prev.Metadata, q.Metadata) {
 		a.catalogChanged = true
 	}
 	if err := putRecord(b, k, q); err != nil {

@@ -8,8 +8,8 @@ import (
 )
 
 // readCache holds what nearly every request reads and few events change:
-// whether a queue exists, its metadata and creation time (not its message
-// counters, which change with every post), and its pool placement.
+// whether a queue exists and its metadata (not its message counters, which
+// change with every post), and its pool placement.
 //
 // Readers fill it; appliers never write to it. When a batch that created or
 // deleted a queue, changed its metadata or changed a placement commits, the
@@ -28,7 +28,6 @@ type readCache struct {
 type cachedQueue struct {
 	exists   bool
 	metadata []byte
-	created  int64
 }
 
 // maxReadCache bounds each map of the cache; past it a map starts over.
@@ -88,23 +87,23 @@ func (s *Store) committed(a *applier) {
 }
 
 // QueueMetadata returns a queue's metadata (compact JSON, as stored) and
-// creation time, and whether the queue exists. Unlike Queue it is served
-// from memory after the first read. The slice must not be modified.
-func (s *Store) QueueMetadata(project, queue string) (metadata []byte, created int64, exists bool, err error) {
+// whether the queue exists. Unlike Queue it is served from memory after
+// the first read. The slice must not be modified.
+func (s *Store) QueueMetadata(project, queue string) (metadata []byte, exists bool, err error) {
 	k := string(queueKey(project, queue))
 	c, gen, ok := s.cache.queue(k)
 	if ok {
-		return c.metadata, c.created, c.exists, nil
+		return c.metadata, c.exists, nil
 	}
 	q, err := getQueue(s.db, project, queue)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, false, err
 	}
 	if q != nil {
-		c = cachedQueue{exists: true, metadata: q.Metadata, created: q.Created}
+		c = cachedQueue{exists: true, metadata: q.Metadata}
 	}
 	s.cache.putQueue(k, c, gen)
-	return c.metadata, c.created, c.exists, nil
+	return c.metadata, c.exists, nil
 }
 
 // Placement returns the pool a queue is placed on, or "" when it lives in

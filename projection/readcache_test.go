@@ -21,7 +21,7 @@ func TestReadCacheFollowsCommits(t *testing.T) {
 	}
 	meta := func() (string, bool) {
 		t.Helper()
-		m, _, ok, err := s.QueueMetadata("p", "q")
+		m, ok, err := s.QueueMetadata("p", "q")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -223,19 +223,12 @@ func (r *rebuild) sawTime(t int64) {
 // sawApplied counts the time of the event at (p, off), which the store
 // holds already.
 func (r *rebuild) sawApplied(ctx context.Context, l hlog.Log, p int32, off int64) error {
-	cur, err := l.OpenCursor(p, off)
-	if err != nil {
-		return err
+	ev, err := hlog.EventAt(ctx, l, p, off)
+	if err == nil {
+		r.sawTime(ev.Time)
 	}
-	defer cur.Close()
-	recs, err := cur.Next(ctx, 1)
-	if err != nil {
-		return err
-	}
-	if len(recs) == 1 && recs[0].Offset == off {
-		if ev, err := hlog.DecodeEvent(recs[0].Value); err == nil {
-			r.sawTime(ev.Time)
-		}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	return nil
 }

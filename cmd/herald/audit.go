@@ -194,19 +194,7 @@ func cutAtOffsets(ctx context.Context, l hlog.Log, spec string, opts *projection
 
 // eventTime reads the time of the event at (p, off).
 func eventTime(ctx context.Context, l hlog.Log, p int32, off int64) (int64, error) {
-	cur, err := l.OpenCursor(p, off)
-	if err != nil {
-		return 0, err
-	}
-	defer cur.Close()
-	recs, err := cur.Next(ctx, 1)
-	if err != nil {
-		return 0, err
-	}
-	if len(recs) == 0 || recs[0].Offset != off {
-		return 0, fmt.Errorf("no event at %d:%d", p, off)
-	}
-	ev, err := hlog.DecodeEvent(recs[0].Value)
+	ev, err := hlog.EventAt(ctx, l, p, off)
 	if err != nil {
 		return 0, err
 	}
@@ -366,36 +354,27 @@ func checkLog(ctx context.Context, l hlog.Log, progress func(done, total int64))
 	}
 	var problems []string
 	for p := range l.Partitions() {
-		end := ends[p]
 		pos := int64(0)
-		cur, err := l.OpenCursor(p, 0)
+		err := hlog.ReadRange(ctx, l, p, 0, ends[p], func(r *hlog.Record) error {
+			if r.Offset != pos {
+				problems = append(problems, fmt.Sprintf("partition %d: offsets %d to %d missing", p, pos, r.Offset-1))
+			}
+			pos = r.Offset + 1
+			if _, err := hlog.DecodeEvent(r.Value); err != nil {
+				problems = append(problems, fmt.Sprintf("partition %d offset %d: undecodable event: %v", p, r.Offset, err))
+			}
+			if done++; done%1024 == 0 {
+				progress(done, total)
+			}
+			return nil
+		})
 		if err != nil {
-			return nil, err
-		}
-		for pos < end {
-			recs, err := cur.Next(ctx, int(min(end-pos, 1024)))
-			if err != nil {
-				if ctx.Err() != nil {
-					cur.Close()
-					return nil, ctx.Err()
-				}
-				problems = append(problems, fmt.Sprintf("partition %d: unreadable after offset %d: %v", p, pos-1, err))
-				break
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
 			}
-			for i := range recs {
-				r := &recs[i]
-				if r.Offset != pos {
-					problems = append(problems, fmt.Sprintf("partition %d: offsets %d to %d missing", p, pos, r.Offset-1))
-				}
-				pos = r.Offset + 1
-				if _, err := hlog.DecodeEvent(r.Value); err != nil {
-					problems = append(problems, fmt.Sprintf("partition %d offset %d: undecodable event: %v", p, r.Offset, err))
-				}
-			}
-			done += int64(len(recs))
-			progress(done, total)
+			problems = append(problems, fmt.Sprintf("partition %d: unreadable after offset %d: %v", p, pos-1, err))
 		}
-		cur.Close()
+		progress(done, total)
 	}
 	return problems, nil
 }

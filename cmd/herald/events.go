@@ -79,6 +79,7 @@ func events(args []string, stdout, stderr io.Writer) int {
 	w := bufio.NewWriterSize(stdout, 64<<10)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // as the fixture's events.jsonl
 	for _, p := range parts {
 		if err := exportPartition(ctx, l, p, *from, *to, f, enc); err != nil {
 			w.Flush()
@@ -110,40 +111,18 @@ func exportPartition(ctx context.Context, l hlog.Log, p int32, from, to int64, f
 		}
 		to = end
 	}
-	if from >= to {
-		return nil
-	}
-	cur, err := l.OpenCursor(p, from)
-	if err != nil {
-		return err
-	}
-	defer cur.Close()
-	for next := from; next < to; {
-		recs, err := cur.Next(ctx, 512)
+	return hlog.ReadRange(ctx, l, p, from, to, func(r *hlog.Record) error {
+		ev, err := hlog.DecodeEvent(r.Value)
 		if err != nil {
-			return err
+			return fmt.Errorf("offset %d: %w", r.Offset, err)
 		}
-		for i := range recs {
-			r := &recs[i]
-			if r.Offset >= to {
-				return nil
-			}
-			next = r.Offset + 1
-			ev, err := hlog.DecodeEvent(r.Value)
-			if err != nil {
-				return fmt.Errorf("offset %d: %w", r.Offset, err)
-			}
-			if !f.match(ev) {
-				continue
-			}
-			j, err := ev.JSON(p, r.Offset)
-			if err != nil {
-				return fmt.Errorf("offset %d: %w", r.Offset, err)
-			}
-			if err := enc.Encode(j); err != nil {
-				return err
-			}
+		if !f.match(ev) {
+			return nil
 		}
-	}
-	return nil
+		j, err := ev.JSON(p, r.Offset)
+		if err != nil {
+			return fmt.Errorf("offset %d: %w", r.Offset, err)
+		}
+		return enc.Encode(j)
+	})
 }
