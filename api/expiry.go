@@ -18,8 +18,9 @@ import (
 // grammar of the iso8601 package, UTC when no offset is given. The error
 // texts are the ones Zaqar answers share requests with.
 
-// signedDateFormat is Zaqar's %Y-%m-%dT%H:%M:%S, always in UTC.
-const signedDateFormat = "2006-01-02T15:04:05"
+// SignedDateFormat is Zaqar's %Y-%m-%dT%H:%M:%S, always in UTC: how
+// URL-Expires is written.
+const SignedDateFormat = "2006-01-02T15:04:05"
 
 // iso8601RE is the iso8601 package's grammar; its one look-ahead, "a
 // month must not end the text" (no YYYYMM), is checked in parseISOTime.

@@ -119,9 +119,9 @@ func FuzzSignedExpiry(f *testing.F) {
 		if got.Location() != time.UTC || got.Year() < 1 || got.Year() > 9999 {
 			t.Fatalf("parseExpiry(%q) = %v", s, got)
 		}
-		back, err := parseExpiry(got.Format(signedDateFormat))
+		back, err := parseExpiry(got.Format(SignedDateFormat))
 		if err != nil || !back.Equal(got.Truncate(time.Second)) {
-			t.Fatalf("parseExpiry(%q) = %v; its form %s reads back as %v, %v", s, got, got.Format(signedDateFormat), back, err)
+			t.Fatalf("parseExpiry(%q) = %v; its form %s reads back as %v, %v", s, got, got.Format(SignedDateFormat), back, err)
 		}
 	})
 }

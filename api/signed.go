@@ -38,7 +38,7 @@ func Sign(key string, paths, methods []string, project string, expires time.Time
 		strings.Join(slices.Sorted(slices.Values(paths)), ","),
 		strings.Join(slices.Sorted(slices.Values(methods)), ","),
 		project,
-		expires.UTC().Format(signedDateFormat),
+		expires.UTC().Format(SignedDateFormat),
 	}, `\n`)
 	mac := hmac.New(sha256.New, []byte(key))
 	mac.Write([]byte(msg))
@@ -109,7 +109,7 @@ func (s *Service) Share(ctx context.Context, c Caller, queue string, body []byte
 	slices.Sort(paths)
 	slices.Sort(methods)
 	return &Share{Paths: paths, Methods: methods, Project: c.Project,
-		Expires:   expires.UTC().Format(signedDateFormat),
+		Expires:   expires.UTC().Format(SignedDateFormat),
 		Signature: Sign(s.cfg.SignedURLKey, paths, methods, c.Project, expires)}, nil
 }
 

@@ -11,7 +11,7 @@ import (
 // (§3.11, checklist item 62).
 func TestSignedVectors(t *testing.T) {
 	at := func(s string) time.Time {
-		v, err := time.Parse(signedDateFormat, s)
+		v, err := time.Parse(SignedDateFormat, s)
 		if err != nil {
 			t.Fatal(err)
 		}

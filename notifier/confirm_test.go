@@ -63,7 +63,7 @@ func checkConfirmation(t *testing.T, h *harness, m map[string]any, kind, name, k
 		}
 	}
 	expires, _ := m["URL-Expires"].(string)
-	exp, err := time.Parse("2006-01-02T15:04:05", expires)
+	exp, err := time.Parse(api.SignedDateFormat, expires)
 	if err != nil {
 		t.Fatalf("URL-Expires %q: %v", expires, err)
 	}

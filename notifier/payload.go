@@ -12,9 +12,8 @@ import (
 
 // Zaqar's message types.
 const (
-	typeNotification = "Notification"
-	typeSubscribe    = "SubscriptionConfirmation"
-	typeUnsubscribe  = "UnsubscribeConfirmation"
+	typeSubscribe   = "SubscriptionConfirmation"
+	typeUnsubscribe = "UnsubscribeConfirmation"
 )
 
 // confirmPath is the path a subscription is confirmed at.
@@ -25,9 +24,6 @@ func confirmPath(queue, id string) string {
 	}
 	return fmt.Sprintf("/v2/%s/%s/subscriptions/%s/confirm", kind, api.QueueName(queue), id)
 }
-
-// signedDate is how Zaqar writes URL-Expires.
-const signedDate = "2006-01-02T15:04:05"
 
 // payload is what a delivery sends (contract §3.10.2, §3.10.4).
 func (n *Notifier) payload(t target, d *projection.Delivery) map[string]any {
@@ -44,7 +40,7 @@ func (n *Notifier) payload(t target, d *projection.Delivery) map[string]any {
 		"URL-Methods":     "PUT",
 		"URL-Paths":       path,
 		"X-Project-ID":    t.Project,
-		"URL-Expires":     expires.Format(signedDate),
+		"URL-Expires":     expires.Format(api.SignedDateFormat),
 		"SubscribeBody":   map[string]bool{"confirmed": true},
 		"UnsubscribeBody": map[string]bool{"confirmed": false},
 		"queue_name":      name,

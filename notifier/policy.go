@@ -3,6 +3,8 @@ package notifier
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/heraldmq/herald/projection"
 )
 
 // Zaqar's retry policy defaults (zaqar.common.consts) and the step of its
@@ -10,10 +12,10 @@ import (
 const (
 	defaultRetriesWithNoDelay  = 3
 	defaultMinimumDelayRetries = 3
-	defaultMinimumDelay        = 5
-	defaultMaximumDelay        = 30
 	defaultMaximumDelayRetries = 3
-	backoffStep                = 5
+	defaultMinimumDelay        = projection.DefaultMinimumDelay
+	defaultMaximumDelay        = projection.DefaultMaximumDelay
+	backoffStep                = projection.BackoffStep
 )
 
 // Policy is a webhook retry policy (contract §3.10.5), already validated

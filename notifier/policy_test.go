@@ -172,6 +172,9 @@ func backoffOf(t *testing.T, z *zaqarRetry, fn string, lo, hi int) []int {
 // of 0 (a phase turned off) and booleans (integers to Python).
 func TestScheduleMatchesZaqarRetryPost(t *testing.T) {
 	z := loadZaqarRetry(t)
+	if len(z.Schedules) == 0 {
+		t.Fatal("no schedules in testdata")
+	}
 	for _, s := range z.Schedules {
 		t.Run(fmt.Sprint(s.Policy), func(t *testing.T) {
 			p := policyOf(policyDoc(t, s.Policy))

@@ -31,9 +31,6 @@ func TestScheduleIsBounded(t *testing.T) {
 			}
 		})
 	}
-	if n := len(DefaultPolicy().Schedule()); n != 14 {
-		t.Errorf("default schedule has %d retries, want 14", n)
-	}
 }
 
 // TestRetriedDeliveryHoldsUpOnlyItsSlot hangs the delivery of one message

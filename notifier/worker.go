@@ -289,7 +289,13 @@ func (w *worker) probe(ctx context.Context, sub *projection.Subscription) {
 	}
 	w.probeAt = time.Now().Add(n.cfg.ProbeInterval)
 	batch, err := n.store.PendingDeliveries(w.pt.p, w.t, w.off, w.idx, 1)
-	if err != nil || len(batch) == 0 {
+	if err != nil {
+		// Nothing is known about the backlog: stay suspended and probe
+		// again later.
+		n.cfg.Logger.Error("notifier: read pending deliveries", "partition", w.pt.p, "queue", w.t.Queue, "subscription", w.t.ID, "err", err)
+		return
+	}
+	if len(batch) == 0 {
 		w.mu.Lock()
 		w.rep.Suspended, w.dirty = false, true
 		w.mu.Unlock()

@@ -154,7 +154,9 @@ func ValidateMetadata(m map[string]any, lim Limits) error {
 const (
 	DefaultMinimumDelay = 5
 	DefaultMaximumDelay = 30
-	backoffStep         = 5
+	// BackoffStep is the spacing of the back-off functions' delays: a
+	// policy needs two steps between its delays to have any.
+	BackoffStep = 5
 )
 
 // ValidateRetryPolicy checks a _retry_policy value of queue metadata or of
@@ -201,7 +203,7 @@ func ValidateRetryPolicy(v any) error {
 	if hi < lo {
 		return &MetadataError{"minimum_delay must less than maximum_delay."}
 	}
-	if hi-lo < 2*backoffStep {
+	if hi-lo < 2*BackoffStep {
 		return &MetadataError{"invalid minimum_delay and maximum_delay."}
 	}
 	return nil

@@ -242,8 +242,6 @@ func (a *applier) sweepSubscription(b *pebble.Batch, project, queue, id string, 
 	return b.Delete(subUniqKey(project, queue, s.Subscriber), nil)
 }
 
-// scanSubscriptions calls fn with each stored subscription of the queue
-// with id > after, in id (creation) order, until fn returns false.
 // subscriptions returns every stored subscription of a queue, live or
 // not, from the applier's cache when it has them: every post asks, and
 // most queues have none.
@@ -267,18 +265,41 @@ func (a *applier) subscriptions(b *pebble.Batch, project, queue string) ([]Subsc
 	return subs, nil
 }
 
-// putSub writes a subscription record.
+// putSub writes a subscription record, and through to the cache: the
+// notifier's delivery reports rewrite busy subscriptions all the time.
 func (a *applier) putSub(b *pebble.Batch, project, queue string, s *Subscription) error {
-	delete(a.subs, string(subsPrefix(project, queue)))
+	a.cacheSubs(project, queue, s.ID, s)
 	return putRecord(b, subKey(project, queue, s.ID), s)
 }
 
 // deleteSub deletes a subscription record.
 func (a *applier) deleteSub(b *pebble.Batch, project, queue, id string) error {
-	delete(a.subs, string(subsPrefix(project, queue)))
+	a.cacheSubs(project, queue, id, nil)
 	return b.Delete(subKey(project, queue, id), nil)
 }
 
+// cacheSubs replaces subscription id of a cached queue with s (nil:
+// removes it). The cached slice is never changed in place.
+func (a *applier) cacheSubs(project, queue, id string, s *Subscription) {
+	k := string(subsPrefix(project, queue))
+	subs, ok := a.subs[k]
+	if !ok {
+		return
+	}
+	next := make([]Subscription, 0, len(subs)+1)
+	for _, x := range subs {
+		if x.ID != id {
+			next = append(next, x)
+		}
+	}
+	if s != nil {
+		next = append(next, *s)
+	}
+	a.subs[k] = next
+}
+
+// scanSubscriptions calls fn with each stored subscription of the queue
+// with id > after, in id (creation) order, until fn returns false.
 func scanSubscriptions(r pebble.Reader, project, queue, after string, fn func(*Subscription) bool) error {
 	prefix := subsPrefix(project, queue)
 	lo := prefix

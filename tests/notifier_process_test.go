@@ -184,7 +184,6 @@ func postNumbered(t *testing.T, c *client, queue, tag string, n int, into map[st
 	return ids
 }
 
-// checkPayload checks an accepted request against the message posted.
 // checkDeliveries checks every accepted delivery against what was posted
 // (and, when node is set, that node sent it) and returns how many were
 // repeats.
