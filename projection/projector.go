@@ -339,13 +339,9 @@ func (p *Projector) applyBatch(ctx context.Context, a *applier, part int32, recs
 		a.delivers = false
 	}
 	next := recs[len(recs)-1].Offset + 1
-	if err := b.Set(appliedKey(part), appendU64(nil, uint64(next)), nil); err != nil {
+	if err := p.store.commitApplied(b, a, part, next); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
-	}
-	p.store.committed(a)
 	if a.outboxed {
 		a.outboxed = false
 		if err := p.flushOutbox(ctx, part, scan); err != nil {

@@ -77,13 +77,21 @@ func (c *readCache) invalidate() {
 	clear(c.places)
 }
 
-// committed is called after a batch applied by a commits: it empties the
+// commitApplied commits batch b, which a applied up to offset next of
+// partition p, together with that applied offset, and then empties the
 // read cache when the batch changed what the cache holds.
-func (s *Store) committed(a *applier) {
+func (s *Store) commitApplied(b *pebble.Batch, a *applier, p int32, next int64) error {
+	if err := b.Set(appliedKey(p), appendU64(nil, uint64(next)), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
 	if a.catalogChanged {
 		a.catalogChanged = false
 		s.cache.invalidate()
 	}
+	return nil
 }
 
 // QueueMetadata returns a queue's metadata (compact JSON, as stored) and

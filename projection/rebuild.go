@@ -2,7 +2,6 @@ package projection
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -164,7 +163,7 @@ func Rebuild(ctx context.Context, l hlog.Log, s *Store, opts RebuildOptions) (*R
 	if last := r.last.Load(); last != 0 {
 		info.LastEventTime = time.Unix(0, last).UTC().Format(time.RFC3339Nano)
 	}
-	v, err := json.Marshal(info)
+	v, err := hlog.Marshal(info)
 	if err != nil {
 		return nil, err
 	}
@@ -177,27 +176,7 @@ func Rebuild(ctx context.Context, l hlog.Log, s *Store, opts RebuildOptions) (*R
 // ReplayInfo returns what Rebuild recorded in s, or nil for a projection
 // no rebuild wrote (a node's live projection).
 func (s *Store) ReplayInfo() (*ReplayInfo, error) {
-	var info ReplayInfo
-	ok, err := getJSON(s.db, []byte{tagReplay}, &info)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &info, nil
-}
-
-func getJSON(r pebble.Reader, key []byte, v any) (bool, error) {
-	b, closer, err := r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer closer.Close()
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("projection: decode %q: %w", key, err)
-	}
-	return true, nil
+	return getRecord[ReplayInfo](s.db, []byte{tagReplay})
 }
 
 // rebuild is the state a Rebuild's partitions share.
@@ -291,15 +270,10 @@ func (r *rebuild) partition(ctx context.Context, p int32, from, until int64) (in
 		}
 		if n > 0 {
 			next := pos + int64(n)
-			if err := b.Set(appliedKey(p), appendU64(nil, uint64(next)), nil); err != nil {
+			if err := s.commitApplied(b, a, p, next); err != nil {
 				b.Close()
 				return pos, err
 			}
-			if err := b.Commit(pebble.NoSync); err != nil {
-				b.Close()
-				return pos, err
-			}
-			s.committed(a)
 			pos = next
 			r.progress(n)
 		}

@@ -1,7 +1,6 @@
 package projection
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
-
-	hlog "github.com/heraldmq/herald/log"
 )
 
 // Snapshots are Pebble checkpoints of a projection, kept in a directory
@@ -91,22 +86,16 @@ func TakeSnapshot(s *Store, dir string, partitions int32) (*SnapshotInfo, error)
 
 // checkpointApplied reads the applied offsets a checkpoint holds.
 func checkpointApplied(dir string, partitions int32) ([]int64, error) {
-	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true, Logger: hlog.PebbleLogger(nil)})
+	s, err := OpenStoreReadOnly(dir, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint: %w", err)
 	}
-	defer db.Close()
+	defer s.Close()
 	out := make([]int64, partitions)
 	for p := range partitions {
-		v, closer, err := db.Get(appliedKey(p))
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+		if out[p], err = s.Applied(p); err != nil {
 			return nil, err
 		}
-		out[p] = int64(binary.BigEndian.Uint64(v))
-		closer.Close()
 	}
 	return out, nil
 }

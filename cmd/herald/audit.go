@@ -134,9 +134,7 @@ Flags:
 		fmt.Fprintln(stderr, "herald replay:", err)
 		return 1
 	}
-	b, _ := json.MarshalIndent(info, "", "  ")
-	fmt.Fprintf(stdout, "%s\n", b)
-	return 0
+	return printJSON(stdout, info)
 }
 
 // cutAtOffsets sets opts to stop right after the named positions: spec is

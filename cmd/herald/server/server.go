@@ -334,11 +334,31 @@ func (s *Server) snapshotLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
+			if s.snapshotCurrent() {
+				continue // nothing applied since the newest snapshot
+			}
 			if _, err := s.Snapshot(); err != nil {
 				s.logger.Error("snapshot failed", "err", err)
 			}
 		}
 	}
+}
+
+// snapshotCurrent reports whether the newest snapshot holds everything
+// the projection applied: an idle node takes no snapshot that only
+// repeats it (and would prune an older, different one).
+func (s *Server) snapshotCurrent() bool {
+	snaps, err := s.Snapshots()
+	if err != nil || len(snaps) == 0 {
+		return false
+	}
+	for p, off := range snaps[0].Applied {
+		applied, err := s.primary.Store.Applied(int32(p))
+		if err != nil || applied != off {
+			return false
+		}
+	}
+	return len(snaps[0].Applied) == int(s.primary.Log.Partitions())
 }
 
 // OpenLog opens a node's log: the Kafka log on topic when brokers are
@@ -376,9 +396,6 @@ func (s *Server) WS() *ws.Server { return s.ws }
 
 // Store is the node's projection (tests read digests from it).
 func (s *Server) Store() *projection.Store { return s.primary.Store }
-
-// Notifier is the node's notifier (nil when off).
-func (s *Server) Notifier() *notifier.Notifier { return s.notifier }
 
 // Log is the node's own log (tests read its ends).
 func (s *Server) Log() hlog.Log { return s.primary.Log }
