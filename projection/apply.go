@@ -483,7 +483,7 @@ func (a *applier) postMessages(b *pebble.Batch, off int64, ev *hlog.Event, pl *h
 			return err
 		}
 	}
-	if err := a.notifySubscribers(b, off, ev, pl, func(i int) string { return PositionID(a.p, off, i) }); err != nil {
+	if err := a.notifySubscribers(b, off, ev, pl); err != nil {
 		return err
 	}
 	return a.putQueue(b, ev.Project, q)

@@ -28,14 +28,13 @@ const (
 
 // Delivery is one pending delivery to a subscription.
 type Delivery struct {
-	Kind byte  `msgpack:"k"`
-	Time int64 `msgpack:"t"` // event time, ns
-	// A notification's message as posted.
-	MessageID string `msgpack:"id,omitempty"`
-	TTL       int64  `msgpack:"ttl,omitempty"`
-	Delay     int64  `msgpack:"delay,omitempty"`
-	Delayed   bool   `msgpack:"delayed,omitempty"`
-	Body      []byte `msgpack:"body,omitempty"`
+	Kind byte `msgpack:"k"`
+	// A notification's message as posted; its id is the delivery's
+	// position (PositionID(partition, Offset, Index)).
+	TTL     int64  `msgpack:"ttl,omitempty"`
+	Delay   int64  `msgpack:"delay,omitempty"`
+	Delayed bool   `msgpack:"delayed,omitempty"`
+	Body    []byte `msgpack:"body,omitempty"`
 	// A confirmation's signed URL expiry, Unix seconds.
 	Until int64 `msgpack:"until,omitempty"`
 
@@ -75,7 +74,7 @@ func (a *applier) putDelivery(b *pebble.Batch, project, queue, id string, off in
 }
 
 // notifySubscribers makes the pending deliveries of messages just posted.
-func (a *applier) notifySubscribers(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1, ids func(int) string) error {
+func (a *applier) notifySubscribers(b *pebble.Batch, off int64, ev *hlog.Event, pl *hlog.MessagesPostedV1) error {
 	all, err := a.subscriptions(b, ev.Project, ev.Queue)
 	if err != nil || len(all) == 0 {
 		return err
@@ -87,7 +86,7 @@ func (a *applier) notifySubscribers(b *pebble.Batch, off int64, ev *hlog.Event, 
 		}
 	}
 	for i, m := range pl.Messages {
-		d := &Delivery{Kind: DeliverNotification, Time: ev.Time, MessageID: ids(i), TTL: m.TTL, Delay: m.Delay, Delayed: m.Delayed, Body: m.Body}
+		d := &Delivery{Kind: DeliverNotification, TTL: m.TTL, Delay: m.Delay, Delayed: m.Delayed, Body: m.Body}
 		for _, id := range subs {
 			if err := a.putDelivery(b, ev.Project, ev.Queue, id, off, int32(i), d); err != nil {
 				return err

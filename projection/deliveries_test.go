@@ -55,7 +55,7 @@ func TestDeliveriesFollowSubscriptions(t *testing.T) {
 		{TTL: 60, Body: []byte(`{"n":1}`)}, {TTL: 120, Delay: 5, Body: []byte(`"two"`)}}})
 
 	ds := pending(plain)
-	if len(ds) != 2 || ds[0].MessageID != PositionID(0, post, 0) || ds[1].MessageID != PositionID(0, post, 1) ||
+	if len(ds) != 2 || ds[0].Index != 0 || ds[1].Offset != post ||
 		string(ds[0].Body) != `{"n":1}` || ds[1].Delay != 5 || ds[1].TTL != 120 || ds[0].Kind != DeliverNotification ||
 		ds[0].Offset != post || ds[1].Index != 1 {
 		t.Fatalf("plain subscription pending %+v, want the two posted messages", ds)

@@ -97,7 +97,7 @@ func (a *applier) askConfirmation(b *pebble.Batch, off int64, ev *hlog.Event, s 
 	if until == 0 || s.Socket {
 		return nil
 	}
-	return a.putDelivery(b, ev.Project, ev.Queue, s.ID, off, 0, &Delivery{Kind: DeliverConfirmation, Time: ev.Time, Until: until})
+	return a.putDelivery(b, ev.Project, ev.Queue, s.ID, off, 0, &Delivery{Kind: DeliverConfirmation, Until: until})
 }
 
 // putSubscription writes s and keeps its index entries in step; old is
@@ -164,7 +164,7 @@ func (a *applier) confirmSubscription(b *pebble.Batch, off int64, ev *hlog.Event
 	}
 	s.Confirmed = pl.Confirmed
 	if !pl.Confirmed && pl.ConfirmUntil != 0 && !s.Socket {
-		d := &Delivery{Kind: DeliverUnsubscribed, Time: ev.Time, Until: pl.ConfirmUntil}
+		d := &Delivery{Kind: DeliverUnsubscribed, Until: pl.ConfirmUntil}
 		if err := a.putDelivery(b, ev.Project, ev.Queue, s.ID, off, 0, d); err != nil {
 			return nil, err
 		}
